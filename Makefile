@@ -1,0 +1,46 @@
+# Every target bootstraps its own virtualenv in .venv (Python >= 3.11 is all a machine needs).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: help venv test test-fast lint format demo bench clean
+
+help:
+	@echo "make test   - run the test suite (starts its own Redis servers on loopback)"
+	@echo "make demo   - closed-loop autoscaling demo on embedded defaults (no AWS, no cluster)"
+	@echo "make lint   - ruff and mypy --strict"
+	@echo "make bench  - benchmarks, results written to BENCHMARKS.md"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tidegauge needs Python >= 3.11; run: make PYTHON=python3.11 ...")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check shared functions tests
+	$(BIN)/ruff format --check shared functions tests
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix shared functions tests
+	$(BIN)/ruff format shared functions tests
+
+demo: $(STAMP)
+	$(BIN)/tidegauge demo $(DEMO_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,21 @@
+"""Names of the environment variables tidegauge reads, in one place.
+
+An explicit argument (flag, function parameter) always beats the environment.
+"""
+
+from __future__ import annotations
+
+REDIS_URL = "TIDEGAUGE_REDIS_URL"
+"""Redis URL (``redis://``, ``rediss://``); overrides ``redis.url`` of the config."""
+
+REDIS_SECRET = "TIDEGAUGE_REDIS_SECRET"
+"""Secrets Manager secret id/ARN holding the Redis AUTH token (collectors)."""
+
+CONFIG_PARAMETER = "TIDEGAUGE_CONFIG_PARAMETER"
+"""SSM parameter name holding the YAML/JSON config (collectors in Lambda)."""
+
+CONFIG_FILE = "TIDEGAUGE_CONFIG"
+"""Path of a YAML/JSON config file (CLI, server)."""
+
+AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
+"""Standard boto3 variable: a local moto server or LocalStack standing in for AWS."""

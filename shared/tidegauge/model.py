@@ -1,0 +1,191 @@
+"""Samples and series: the values that flow from a source, through Redis, to the HPA."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+METRIC_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,199}$")
+LABEL_NAME_PATTERN = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,252}/)?[A-Za-z0-9_][-A-Za-z0-9_.]{0,62}$")
+MAX_LABEL_VALUE_LENGTH = 256
+
+# Characters that would make the canonical label string ambiguous are percent-encoded.
+_ESCAPES = {"%": "%25", ",": "%2C", "=": "%3D"}
+_ESCAPE_PATTERN = re.compile(r"[%,=]")
+_UNESCAPE_PATTERN = re.compile(r"%(25|2C|3D)")
+_UNESCAPES = {"25": "%", "2C": ",", "3D": "="}
+
+
+class InvalidSeriesError(ValueError):
+    """A metric name, label or value that cannot be stored or served."""
+
+
+def validate_metric_name(metric: str) -> str:
+    """Return ``metric`` if it is usable as a Redis hash tag and a Kubernetes path segment."""
+    if not METRIC_NAME_PATTERN.match(metric):
+        raise InvalidSeriesError(
+            f"invalid metric name {metric!r}: use 1-200 characters of letters, digits, '_', '.', ':' or '-', "
+            "starting with a letter or '_'"
+        )
+    return metric
+
+
+def _escape(text: str) -> str:
+    return _ESCAPE_PATTERN.sub(lambda match: _ESCAPES[match.group(0)], text)
+
+
+def _unescape(text: str) -> str:
+    return _UNESCAPE_PATTERN.sub(lambda match: _UNESCAPES[match.group(1)], text)
+
+
+class SeriesKey(NamedTuple):
+    """A metric name plus its sorted labels: the identity of one series."""
+
+    metric: str
+    labels: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, metric: str, labels: Mapping[str, str]) -> SeriesKey:
+        """Build a validated key; labels are sorted so equal label sets give equal keys."""
+        validate_metric_name(metric)
+        for name, value in labels.items():
+            if not LABEL_NAME_PATTERN.match(name):
+                raise InvalidSeriesError(
+                    f"invalid label name {name!r} on metric {metric!r}: use a Kubernetes label key "
+                    "(optional DNS prefix and '/', then up to 63 letters, digits, '-', '_' or '.')"
+                )
+            if not isinstance(value, str) or len(value) > MAX_LABEL_VALUE_LENGTH:
+                raise InvalidSeriesError(
+                    f"invalid value for label {name!r} on metric {metric!r}: "
+                    f"expected a string of at most {MAX_LABEL_VALUE_LENGTH} characters"
+                )
+        return cls(metric, tuple(sorted(labels.items())))
+
+    @property
+    def label_string(self) -> str:
+        """Canonical ``k=v,k=v`` form (sorted, with ``%``, ``,`` and ``=`` percent-encoded)."""
+        return format_labels(self.labels)
+
+    @property
+    def series_id(self) -> str:
+        """A short stable id of the label set, used to name the series' history stream."""
+        return series_id(self.label_string)
+
+    def label_dict(self) -> dict[str, str]:
+        return dict(self.labels)
+
+
+def format_labels(labels: tuple[tuple[str, str], ...]) -> str:
+    return ",".join(f"{_escape(name)}={_escape(value)}" for name, value in labels)
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """Inverse of :func:`format_labels`."""
+    if not text:
+        return {}
+    labels: dict[str, str] = {}
+    for pair in text.split(","):
+        name, separator, value = pair.partition("=")
+        if not separator:
+            raise InvalidSeriesError(f"malformed label string {text!r}: {pair!r} has no '='")
+        labels[_unescape(name)] = _unescape(value)
+    return labels
+
+
+def series_id(label_string: str) -> str:
+    return hashlib.blake2b(label_string.encode(), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One observed value of a series.
+
+    ``timestamp`` is when the source measured it (SQS call time, CloudWatch datapoint time);
+    ``collected_at`` is when a collector wrote it. Both are Unix seconds.
+    """
+
+    key: SeriesKey
+    value: float
+    timestamp: float
+    collected_at: float
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.value):
+            raise InvalidSeriesError(f"value of {self.key.metric} {self.key.label_string} is not finite")
+
+    @classmethod
+    def of(
+        cls,
+        metric: str,
+        labels: Mapping[str, str],
+        value: float,
+        timestamp: float,
+        collected_at: float | None = None,
+        source: str = "",
+    ) -> Sample:
+        return cls(
+            SeriesKey.of(metric, labels),
+            float(value),
+            float(timestamp),
+            float(timestamp if collected_at is None else collected_at),
+            source,
+        )
+
+    @property
+    def metric(self) -> str:
+        return self.key.metric
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.key.label_dict()
+
+    def age(self, now: float) -> float:
+        """Seconds since the source measured this value."""
+        return now - self.timestamp
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPoint:
+    """One entry of a series' history stream."""
+
+    value: float
+    timestamp: float
+    collected_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MetricInfo:
+    """What the store knows about a metric (for discovery, dashboards and the CLI)."""
+
+    name: str
+    unit: str = ""
+    description: str = ""
+    source: str = ""
+    updated_at: float = 0.0
+    series_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorStatus:
+    """Outcome of one collector run for one source, kept so operators can see health and cost."""
+
+    source: str
+    kind: str
+    started_at: float
+    finished_at: float
+    ok: bool
+    samples_written: int = 0
+    series_failed: int = 0
+    errors: tuple[str, ...] = ()
+    api_calls: Mapping[str, int] = field(default_factory=dict)
+    metrics_requested: int = 0
+    compute_seconds: float = 0.0
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.finished_at - self.started_at

@@ -1,0 +1,440 @@
+"""The Redis schema: the only module that knows tidegauge's key names.
+
+Layout (schema version 1; every key of one metric shares the hash tag ``{<metric>}`` so a batch
+for one metric is one transaction, on standalone Redis and on Redis Cluster alike):
+
+- ``tg:{<metric>}:latest``          HASH   canonical label string -> ``{"v","t","c","src"}`` JSON
+- ``tg:{<metric>}:hist:<series id>`` STREAM entries ``v``, ``t``, ``c``; ``XADD MAXLEN ~ history_length``
+- ``tg:meta:{<metric>}``            HASH   ``unit``, ``description``, ``source``, ``updated_at``
+- ``tg:metrics``                    SET    metric names
+- ``tg:collectors``                 HASH   source name -> JSON status of its last run
+- ``tg:usage:{<source>}``           HASH   running totals (runs, samples, API calls, metrics, seconds)
+- ``tg:schema``                     STRING schema version
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
+
+import redis
+import redis.exceptions
+
+from tidegauge.model import (
+    CollectorStatus,
+    HistoryPoint,
+    MetricInfo,
+    Sample,
+    SeriesKey,
+    parse_labels,
+    series_id,
+    validate_metric_name,
+)
+from tidegauge.redis_connection import AsyncClient, ConnectionSettings, SyncClient, connect, connect_async
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+SCHEMA_KEY = "tg:schema"
+METRICS_KEY = "tg:metrics"
+COLLECTORS_KEY = "tg:collectors"
+DEFAULT_HISTORY_LENGTH = 1440
+MAX_ERRORS_KEPT = 20
+WRITE_ATTEMPTS = 5
+LABEL_CACHE_SIZE = 200_000
+
+
+def latest_key(metric: str) -> str:
+    return f"tg:{{{metric}}}:latest"
+
+
+def history_key(metric: str, series: str) -> str:
+    return f"tg:{{{metric}}}:hist:{series}"
+
+
+def meta_key(metric: str) -> str:
+    return f"tg:meta:{{{metric}}}"
+
+
+def usage_key(source: str) -> str:
+    return f"tg:usage:{{{source}}}"
+
+
+class LabelMatcher(Protocol):
+    """Anything that decides whether a label set is selected (see :mod:`tidegauge.selectors`)."""
+
+    def matches(self, labels: Mapping[str, str], /) -> bool: ...
+
+
+class StoreError(Exception):
+    """Redis answered with an error the caller cannot fix by retrying."""
+
+
+class StoreUnavailable(StoreError):
+    """Redis could not be reached in time; retrying later may succeed."""
+
+
+@contextlib.contextmanager
+def translate_errors(action: str) -> Iterator[None]:
+    """Turn redis-py exceptions into :class:`StoreError` / :class:`StoreUnavailable`."""
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as error:
+        raise StoreUnavailable(f"Redis unreachable while trying to {action}: {error}") from error
+    except redis.exceptions.ClusterDownError as error:
+        raise StoreUnavailable(f"Redis cluster down while trying to {action}: {error}") from error
+    except redis.exceptions.RedisError as error:
+        raise StoreError(f"Redis error while trying to {action}: {error}") from error
+
+
+def encode_sample(sample: Sample) -> str:
+    return json.dumps(
+        {"v": sample.value, "t": sample.timestamp, "c": sample.collected_at, "src": sample.source},
+        separators=(",", ":"),
+    )
+
+
+def decode_sample(key: SeriesKey, raw: str) -> Sample:
+    data = json.loads(raw)
+    return Sample(key, float(data["v"]), float(data["t"]), float(data["c"]), str(data.get("src", "")))
+
+
+class _LabelCache:
+    """Parsed label strings, so a read of 10,000 series does not re-parse them every time."""
+
+    def __init__(self, size: int = LABEL_CACHE_SIZE) -> None:
+        self._size = size
+        self._entries: dict[str, tuple[dict[str, str], tuple[tuple[str, str], ...]]] = {}
+
+    def get(self, label_string: str) -> tuple[dict[str, str], tuple[tuple[str, str], ...]]:
+        entry = self._entries.get(label_string)
+        if entry is None:
+            labels = parse_labels(label_string)
+            entry = (labels, tuple(sorted(labels.items())))
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+            self._entries[label_string] = entry
+        return entry
+
+
+def _select(
+    metric: str, entries: Mapping[str, str], selector: LabelMatcher | None, cache: _LabelCache
+) -> list[Sample]:
+    samples: list[Sample] = []
+    for label_string, raw in entries.items():
+        labels, pairs = cache.get(label_string)
+        if selector is None or selector.matches(labels):
+            samples.append(decode_sample(SeriesKey(metric, pairs), raw))
+    samples.sort(key=lambda sample: sample.key.labels)
+    return samples
+
+
+def _metric_info(name: str, meta: Mapping[str, str], series_count: int) -> MetricInfo:
+    return MetricInfo(
+        name=name,
+        unit=meta.get("unit", ""),
+        description=meta.get("description", ""),
+        source=meta.get("source", ""),
+        updated_at=float(meta.get("updated_at", 0.0)),
+        series_count=series_count,
+    )
+
+
+def encode_status(status: CollectorStatus) -> str:
+    return json.dumps(
+        {
+            "source": status.source,
+            "kind": status.kind,
+            "started_at": status.started_at,
+            "finished_at": status.finished_at,
+            "ok": status.ok,
+            "samples_written": status.samples_written,
+            "series_failed": status.series_failed,
+            "errors": list(status.errors[:MAX_ERRORS_KEPT]),
+            "api_calls": dict(status.api_calls),
+            "metrics_requested": status.metrics_requested,
+            "compute_seconds": status.compute_seconds,
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode_status(raw: str) -> CollectorStatus:
+    data: dict[str, Any] = json.loads(raw)
+    return CollectorStatus(
+        source=str(data["source"]),
+        kind=str(data.get("kind", "")),
+        started_at=float(data["started_at"]),
+        finished_at=float(data["finished_at"]),
+        ok=bool(data["ok"]),
+        samples_written=int(data.get("samples_written", 0)),
+        series_failed=int(data.get("series_failed", 0)),
+        errors=tuple(str(error) for error in data.get("errors", ())),
+        api_calls={str(name): int(count) for name, count in data.get("api_calls", {}).items()},
+        metrics_requested=int(data.get("metrics_requested", 0)),
+        compute_seconds=float(data.get("compute_seconds", 0.0)),
+    )
+
+
+def _group_by_metric(samples: Iterable[Sample]) -> dict[str, dict[str, Sample]]:
+    """Samples per metric, per label string; of two samples of one series the newer source time wins."""
+    grouped: dict[str, dict[str, Sample]] = {}
+    for sample in samples:
+        series = grouped.setdefault(sample.key.metric, {})
+        label_string = sample.key.label_string
+        previous = series.get(label_string)
+        if previous is None or sample.timestamp >= previous.timestamp:
+            series[label_string] = sample
+    return grouped
+
+
+class Store:
+    """Synchronous access to the schema, for collectors, the CLI and dashboards' helpers."""
+
+    def __init__(self, client: SyncClient, *, history_length: int = DEFAULT_HISTORY_LENGTH) -> None:
+        self.client = client
+        self.history_length = history_length
+        self._labels = _LabelCache()
+
+    @classmethod
+    def connect(cls, settings: ConnectionSettings, *, history_length: int = DEFAULT_HISTORY_LENGTH) -> Store:
+        with translate_errors("connect"):
+            return cls(connect(settings), history_length=history_length)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def ping(self) -> bool:
+        with translate_errors("ping"):
+            return bool(self.client.ping())
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def write(self, samples: Iterable[Sample]) -> int:
+        """Write samples, one atomic transaction per metric; returns how many were applied.
+
+        A sample older (by source timestamp) than the stored one of its series is not applied, so two
+        overlapping collector runs can never move a series back in time.
+        """
+        applied = 0
+        metrics: list[str] = []
+        for metric, series in _group_by_metric(samples).items():
+            applied += self._write_metric(metric, series)
+            metrics.append(metric)
+        if metrics:
+            with translate_errors("register metrics"):
+                pipe = self.client.pipeline(transaction=False)
+                pipe.sadd(METRICS_KEY, *metrics)
+                pipe.set(SCHEMA_KEY, SCHEMA_VERSION)
+                pipe.execute()
+        return applied
+
+    def _write_metric(self, metric: str, series: Mapping[str, Sample]) -> int:
+        key = latest_key(metric)
+        fields = list(series)
+        for _attempt in range(WRITE_ATTEMPTS):
+            with translate_errors(f"write {metric}"), self.client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(key)
+                    stored = pipe.hmget(key, fields)
+                    fresh = {
+                        label_string: sample
+                        for label_string, sample, current in zip(fields, series.values(), stored, strict=True)
+                        if current is None or float(json.loads(current)["t"]) <= sample.timestamp
+                    }
+                    pipe.multi()
+                    if fresh:
+                        pipe.hset(key, mapping={name: encode_sample(s) for name, s in fresh.items()})
+                        self._append_history(pipe, metric, fresh)
+                        newest = max(s.collected_at for s in fresh.values())
+                        sources = sorted({s.source for s in fresh.values() if s.source})
+                        meta = {"updated_at": newest, "source": ",".join(sources)}
+                        pipe.hset(meta_key(metric), mapping=meta)
+                    pipe.execute()
+                    return len(fresh)
+                except redis.exceptions.WatchError:
+                    logger.debug("concurrent write to %s, retrying", metric)
+        raise StoreError(f"gave up writing {metric}: {WRITE_ATTEMPTS} conflicting concurrent writes")
+
+    def _append_history(self, pipe: Any, metric: str, fresh: Mapping[str, Sample]) -> None:
+        if self.history_length <= 0:
+            return
+        for label_string, sample in fresh.items():
+            pipe.xadd(
+                history_key(metric, series_id(label_string)),
+                {"v": sample.value, "t": sample.timestamp, "c": sample.collected_at},
+                maxlen=self.history_length,
+                approximate=True,
+            )
+
+    def describe(self, metric: str, *, unit: str = "", description: str = "") -> None:
+        """Record a metric's unit and description for discovery and dashboards."""
+        validate_metric_name(metric)
+        with translate_errors(f"describe {metric}"):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hset(meta_key(metric), mapping={"unit": unit, "description": description})
+            pipe.sadd(METRICS_KEY, metric)
+            pipe.execute()
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
+        """The latest sample of every series of ``metric`` that ``selector`` selects, sorted by labels."""
+        with translate_errors(f"read {metric}"):
+            entries: dict[str, str] = self.client.hgetall(latest_key(metric))
+        return _select(metric, entries, selector, self._labels)
+
+    def read_history(self, key: SeriesKey, *, count: int = 100) -> list[HistoryPoint]:
+        """Up to ``count`` newest history points of one series, oldest first."""
+        with translate_errors(f"read history of {key.metric}"):
+            entries = self.client.xrevrange(history_key(key.metric, key.series_id), count=count)
+        points = [HistoryPoint(float(row["v"]), float(row["t"]), float(row["c"])) for _id, row in entries]
+        points.reverse()
+        return points
+
+    def metric_names(self) -> set[str]:
+        with translate_errors("list metrics"):
+            return set(self.client.smembers(METRICS_KEY))
+
+    def list_metrics(self) -> list[MetricInfo]:
+        names = sorted(self.metric_names())
+        with translate_errors("describe metrics"):
+            pipe = self.client.pipeline(transaction=False)
+            for name in names:
+                pipe.hgetall(meta_key(name))
+                pipe.hlen(latest_key(name))
+            results = pipe.execute()
+        return [_metric_info(name, results[2 * i], int(results[2 * i + 1])) for i, name in enumerate(names)]
+
+    # -- retiring ----------------------------------------------------------------------------------
+
+    def retire(self, keys: Iterable[SeriesKey]) -> int:
+        """Remove the given series (latest value and history) now; returns how many existed."""
+        by_metric: dict[str, list[str]] = {}
+        for key in keys:
+            by_metric.setdefault(key.metric, []).append(key.label_string)
+        removed = 0
+        for metric, label_strings in by_metric.items():
+            with translate_errors(f"retire series of {metric}"):
+                pipe = self.client.pipeline(transaction=True)
+                pipe.hdel(latest_key(metric), *label_strings)
+                pipe.delete(*(history_key(metric, series_id(name)) for name in label_strings))
+                removed += int(pipe.execute()[0])
+        return removed
+
+    def retire_stale(
+        self, max_idle_seconds: float, *, now: float | None = None, metrics: Sequence[str] | None = None
+    ) -> list[SeriesKey]:
+        """Remove series not written (collection time) for ``max_idle_seconds``; returns their keys.
+
+        Metrics left without series leave ``tg:metrics``; their metadata stays.
+        """
+        cutoff = (time.time() if now is None else now) - max_idle_seconds
+        retired: list[SeriesKey] = []
+        emptied: list[str] = []
+        for metric in sorted(self.metric_names() if metrics is None else metrics):
+            removed, remaining = self._retire_metric(metric, cutoff)
+            retired.extend(removed)
+            if remaining == 0:
+                emptied.append(metric)
+        if emptied:
+            with translate_errors("unregister metrics"):
+                self.client.srem(METRICS_KEY, *emptied)
+        return retired
+
+    def _retire_metric(self, metric: str, cutoff: float) -> tuple[list[SeriesKey], int]:
+        key = latest_key(metric)
+        for _attempt in range(WRITE_ATTEMPTS):
+            action = f"retire series of {metric}"
+            with translate_errors(action), self.client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(key)
+                    entries: dict[str, str] = pipe.hgetall(key)
+                    stale = [name for name, raw in entries.items() if float(json.loads(raw)["c"]) < cutoff]
+                    pipe.multi()
+                    if stale:
+                        pipe.hdel(key, *stale)
+                        pipe.delete(*(history_key(metric, series_id(name)) for name in stale))
+                    pipe.execute()
+                except redis.exceptions.WatchError:
+                    continue
+            keys = [SeriesKey(metric, self._labels.get(name)[1]) for name in stale]
+            return keys, len(entries) - len(stale)
+        raise StoreError(f"gave up retiring series of {metric}: {WRITE_ATTEMPTS} conflicting writes")
+
+    # -- collector status --------------------------------------------------------------------------
+
+    def write_status(self, status: CollectorStatus) -> None:
+        """Record a collector run: its status replaces the last one; usage totals accumulate."""
+        with translate_errors(f"record status of {status.source}"):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hset(COLLECTORS_KEY, status.source, encode_status(status))
+            usage = usage_key(status.source)
+            pipe.hincrby(usage, "runs", 1)
+            pipe.hincrby(usage, "failed_runs", 0 if status.ok else 1)
+            pipe.hincrby(usage, "samples_written", status.samples_written)
+            pipe.hincrby(usage, "metrics_requested", status.metrics_requested)
+            pipe.hincrbyfloat(usage, "compute_seconds", status.compute_seconds)
+            for operation, count in status.api_calls.items():
+                pipe.hincrby(usage, f"api_calls.{operation}", count)
+            pipe.hsetnx(usage, "since", status.started_at)
+            pipe.execute()
+
+    def read_statuses(self) -> dict[str, CollectorStatus]:
+        with translate_errors("read collector status"):
+            raw: dict[str, str] = self.client.hgetall(COLLECTORS_KEY)
+        return {source: decode_status(value) for source, value in sorted(raw.items())}
+
+    def read_usage(self, source: str) -> dict[str, float]:
+        """Running totals for ``source`` since ``since`` (Unix seconds of its first recorded run)."""
+        with translate_errors(f"read usage of {source}"):
+            raw: dict[str, str] = self.client.hgetall(usage_key(source))
+        return {name: float(value) for name, value in raw.items()}
+
+
+class AsyncStore:
+    """The read side of the schema on redis-py's asyncio client, for the API server."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self._labels = _LabelCache()
+
+    @classmethod
+    def connect(cls, settings: ConnectionSettings, *, cluster: bool | None = None) -> AsyncStore:
+        with translate_errors("connect"):
+            return cls(connect_async(settings, cluster=cluster))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def ping(self) -> bool:
+        with translate_errors("ping"):
+            return bool(await self.client.ping())
+
+    async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
+        with translate_errors(f"read {metric}"):
+            entries: dict[str, str] = await self.client.hgetall(latest_key(metric))
+        return _select(metric, entries, selector, self._labels)
+
+    async def metric_names(self) -> set[str]:
+        with translate_errors("list metrics"):
+            return set(await self.client.smembers(METRICS_KEY))
+
+    async def list_metrics(self) -> list[MetricInfo]:
+        names = sorted(await self.metric_names())
+        infos: list[MetricInfo] = []
+        with translate_errors("describe metrics"):
+            for name in names:
+                meta: dict[str, str] = await self.client.hgetall(meta_key(name))
+                count = await self.client.hlen(latest_key(name))
+                infos.append(_metric_info(name, meta, int(count)))
+        return infos
+
+    async def read_statuses(self) -> dict[str, CollectorStatus]:
+        with translate_errors("read collector status"):
+            raw: dict[str, str] = await self.client.hgetall(COLLECTORS_KEY)
+        return {source: decode_status(value) for source, value in sorted(raw.items())}
