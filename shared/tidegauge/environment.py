@@ -19,3 +19,6 @@ CONFIG_FILE = "TIDEGAUGE_CONFIG"
 
 AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
 """Standard boto3 variable: a local moto server or LocalStack standing in for AWS."""
+
+REDIS_PASSWORD = "TIDEGAUGE_REDIS_PASSWORD"
+"""Redis AUTH token for the server (e.g. from a Secret); wins over a password in the URL."""

@@ -185,6 +185,8 @@ class CollectorStatus:
     api_calls: Mapping[str, int] = field(default_factory=dict)
     metrics_requested: int = 0
     compute_seconds: float = 0.0
+    series_no_data: int = 0
+    """Queries that returned no datapoint (not an error: e.g. DBLoad while the database is idle)."""
 
     @property
     def duration_seconds(self) -> float:

@@ -9,6 +9,7 @@ for one metric is one transaction, on standalone Redis and on Redis Cluster alik
 - ``tg:metrics``                    SET    metric names
 - ``tg:collectors``                 HASH   source name -> JSON status of its last run
 - ``tg:usage:{<source>}``           HASH   running totals (runs, samples, API calls, metrics, seconds)
+- ``tg:marker:{<source>}``          HASH   small per-source collector state (e.g. ``last_active_at``)
 - ``tg:schema``                     STRING schema version
 """
 
@@ -62,6 +63,10 @@ def meta_key(metric: str) -> str:
 
 def usage_key(source: str) -> str:
     return f"tg:usage:{{{source}}}"
+
+
+def marker_key(source: str) -> str:
+    return f"tg:marker:{{{source}}}"
 
 
 class LabelMatcher(Protocol):
@@ -158,6 +163,7 @@ def encode_status(status: CollectorStatus) -> str:
             "api_calls": dict(status.api_calls),
             "metrics_requested": status.metrics_requested,
             "compute_seconds": status.compute_seconds,
+            "series_no_data": status.series_no_data,
         },
         separators=(",", ":"),
     )
@@ -177,6 +183,7 @@ def decode_status(raw: str) -> CollectorStatus:
         api_calls={str(name): int(count) for name, count in data.get("api_calls", {}).items()},
         metrics_requested=int(data.get("metrics_requested", 0)),
         compute_seconds=float(data.get("compute_seconds", 0.0)),
+        series_no_data=int(data.get("series_no_data", 0)),
     )
 
 
@@ -388,6 +395,21 @@ class Store:
         with translate_errors("read collector status"):
             raw: dict[str, str] = self.client.hgetall(COLLECTORS_KEY)
         return {source: decode_status(value) for source, value in sorted(raw.items())}
+
+    def write_marker(self, source: str, name: str, value: float) -> None:
+        """Remember one number for ``source`` across invocations (e.g. when its queues last had messages)."""
+        with translate_errors(f"record {name} of {source}"):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hset(marker_key(source), name, repr(float(value)))
+            pipe.execute()
+
+    def read_marker(self, source: str, name: str) -> float | None:
+        """The number :meth:`write_marker` last stored, or None if never written."""
+        with translate_errors(f"read {name} of {source}"):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hget(marker_key(source), name)
+            raw = pipe.execute()[0]
+        return None if raw is None else float(raw)
 
     def read_usage(self, source: str) -> dict[str, float]:
         """Running totals for ``source`` since ``since`` (Unix seconds of its first recorded run)."""
