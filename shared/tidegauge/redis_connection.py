@@ -81,9 +81,8 @@ def _cluster_enabled(settings: ConnectionSettings) -> bool:
 def connect(settings: ConnectionSettings) -> SyncClient:
     """A synchronous client; cluster mode is detected when ``settings.cluster`` is None."""
     options = settings.client_options()
-    if _cluster_enabled(settings):
-        return cast(SyncClient, redis.RedisCluster.from_url(settings.url, **options))  # type: ignore[no-untyped-call]
-    return cast(SyncClient, redis.Redis.from_url(settings.url, **options))
+    factory: Any = redis.RedisCluster.from_url if _cluster_enabled(settings) else redis.Redis.from_url
+    return cast(SyncClient, factory(settings.url, **options))
 
 
 def connect_async(settings: ConnectionSettings, *, cluster: bool | None = None) -> AsyncClient:
