@@ -1,0 +1,119 @@
+"""The demo's parameters: one burst of orders, two HPA metrics, a demo-friendly scale-down window.
+
+The HPA runs the real upstream algorithm. One setting differs from the upstream defaults, on
+purpose: the scale-down stabilisation window is 60 s instead of 300 s, so that the scale-down after
+the burst fits in a run of a few simulated minutes. Scale-up uses the upstream default behaviour
+(+100 % or +4 pods per 15 s, whichever is more); scale-down keeps the default policy (-100 % per 15 s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tidegauge.demo.hpa import Behavior, HpaSpec, MetricTarget, ScalingPolicy, ScalingRules
+from tidegauge.demo.workload import CpuModel, Pods, RateProfile, Workload
+
+SQS_METRIC = "sqs_messages"
+CPU_METRIC = "aurora_cpu_percent"
+MIN_SIMULATED_SECONDS = 300.0
+"""Shorter runs leave no room for burst, drain and the 60 s scale-down window."""
+
+DEMO_SCALE_DOWN_WINDOW_SECONDS = 60
+
+
+def demo_hpa_spec(queue_name: str, cluster_name: str) -> HpaSpec:
+    """Backlog per pod (AverageValue 30) and Aurora CPU (Value 70 %), 1-10 replicas."""
+    return HpaSpec(
+        min_replicas=1,
+        max_replicas=10,
+        metrics=(
+            MetricTarget(SQS_METRIC, f"queue={queue_name}", "AverageValue", 30),
+            MetricTarget(CPU_METRIC, f"cluster={cluster_name}", "Value", 70),
+        ),
+        behavior=Behavior(
+            scale_up=ScalingRules.default_scale_up(),
+            scale_down=ScalingRules(
+                DEMO_SCALE_DOWN_WINDOW_SECONDS, "Max", (ScalingPolicy("Percent", 100, 15),)
+            ),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Everything the demo driver needs to reproduce a run, in simulated seconds.
+
+    ``time_compression``: simulated seconds per wall-clock second. ``sync_period_seconds``: how often
+    the HPA reconciles (upstream ``--horizontal-pod-autoscaler-sync-period``). ``sample_interval_seconds``:
+    how often the collectors sample. ``step_seconds``: the workload's time step.
+    """
+
+    simulated_seconds: float
+    time_compression: float
+    sync_period_seconds: float
+    sample_interval_seconds: float
+    step_seconds: float
+    namespace: str
+    queue_name: str
+    cluster_name: str
+    hpa: HpaSpec
+    profile: RateProfile
+    drain_per_pod: float
+    pod_startup_seconds: float
+    initial_replicas: int
+    cpu_model: CpuModel
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.simulated_seconds < MIN_SIMULATED_SECONDS:
+            raise ValueError(
+                f"the demo needs at least {MIN_SIMULATED_SECONDS:.0f} simulated seconds to show a burst, "
+                f"its drain and the scale-down; got {self.simulated_seconds:g} (raise --duration)"
+            )
+        if not self.time_compression > 0:
+            raise ValueError(f"time compression must be positive, got {self.time_compression:g}")
+        if not 0 < self.step_seconds <= self.sync_period_seconds:
+            raise ValueError(f"step_seconds must be in (0, sync_period_seconds], got {self.step_seconds:g}")
+
+    @property
+    def wall_seconds(self) -> float:
+        """How long the run takes on the wall clock."""
+        return self.simulated_seconds / self.time_compression
+
+    def workload(self) -> Workload:
+        """A fresh, seeded workload for this scenario."""
+        return Workload(self.profile, self.drain_per_pod, cpu_model=self.cpu_model, seed=self.seed)
+
+    def pods(self, now: float = 0.0) -> Pods:
+        """The consumer pods at the start of the run, all ready."""
+        return Pods(self.initial_replicas, startup_seconds=self.pod_startup_seconds, now=now)
+
+    @classmethod
+    def default(cls, *, simulated_seconds: float = 600.0, time_compression: float = 5.0) -> Scenario:
+        """Ten simulated minutes in two wall-clock minutes: quiet 3 msg/s, a 60 msg/s burst, quiet again.
+
+        The burst starts at 10 % of the run and lasts 10 % of it; each pod drains 5 msg/s, so one pod
+        copes with the quiet rate and ten pods (the maximum) with less than the burst.
+        """
+        return cls(
+            simulated_seconds=simulated_seconds,
+            time_compression=time_compression,
+            sync_period_seconds=15.0,
+            sample_interval_seconds=15.0,
+            step_seconds=1.0,
+            namespace="demo",
+            queue_name="demo-orders",
+            cluster_name="demo",
+            hpa=demo_hpa_spec("demo-orders", "demo"),
+            profile=RateProfile.single_burst(simulated_seconds, quiet_rate=3.0, burst_rate=60.0),
+            drain_per_pod=5.0,
+            pod_startup_seconds=20.0,
+            initial_replicas=1,
+            cpu_model=CpuModel(),
+            seed=7,
+        )
+
+    @classmethod
+    def short(cls) -> Scenario:
+        """Eight simulated minutes in 40 wall-clock seconds, for tests of the whole demo."""
+        return cls.default(simulated_seconds=480.0, time_compression=12.0)
