@@ -88,11 +88,15 @@ class RedisServer:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    def __post_init__(self) -> None:
+        self._requested_port = self.port
+
     def start(self) -> RedisServer:
+        """Start on ``port`` if one was given (e.g. to restart on the same port), else on a free one."""
         binary = self.binary or find_server_binary()
         last_error = ""
         for _attempt in range(3):
-            self.port = free_port()
+            self.port = self._requested_port or free_port()
             self._workdir = tempfile.TemporaryDirectory(prefix="tidegauge-redis-")
             args = [
                 binary,

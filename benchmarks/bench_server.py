@@ -1,0 +1,273 @@
+"""External-metric GETs over TLS with keep-alive, against a fixed-body aiohttp TLS handler in the same run.
+
+The server under test is the real one (front-proxy client certificate, ``X-Remote-*`` headers,
+``system:masters``, real Redis). The baseline is an aiohttp handler on the same kind of TLS context that
+returns, as a fixed body, the very bytes the server answers, so the ratio isolates the server's own
+work. Load comes from a separate process (``python -m benchmarks.bench_server --load ...``): an aiohttp
+client with a few keep-alive connections, bounded in time, on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+TITLE = "Aggregated API server: external-metric GET over TLS"
+SERIES_COUNTS = (10, 1_000, 10_000)
+CONNECTIONS = 4
+T = TypeVar("T")
+
+CONFIG = """
+version: 1
+redis: {url: "redis://127.0.0.1:1/0"}
+defaults: {max_age_seconds: 86400}
+sources:
+  - {name: bench, type: sqs, region: eu-west-1, queues: {names: [bench]}}
+"""
+
+
+class _Loop:
+    """An event loop in a daemon thread, for servers measured from another process."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(120)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+async def _baseline(body: bytes, cert: str, key: str, client_ca: bytes) -> tuple[web.AppRunner, int]:
+    from tidegauge.server.tls import create_ssl_context
+
+    async def handler(_request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=create_ssl_context(cert, key, client_ca))
+    await site.start()
+    return runner, int(runner.addresses[0][1])
+
+
+def _load(port: int, path: str, ca: str, cert: str, key: str, seconds: float) -> dict[str, float]:
+    """Run the load generator process against ``port`` and return its figures."""
+    command = [sys.executable, "-m", "benchmarks.bench_server", "--load", str(port), path, ca, cert, key]
+    command += [str(seconds), str(CONNECTIONS)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True)
+    figures: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def _median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def run(quick: bool) -> str:
+    from tests.support.pki import CertificateAuthority
+    from tidegauge.config import parse_config
+    from tidegauge.localredis import RedisServer
+    from tidegauge.model import Sample
+    from tidegauge.redis_connection import ConnectionSettings
+    from tidegauge.server.runner import Server
+    from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode, ServerSettings
+    from tidegauge.store import Store
+
+    seconds, repeats = (1.5, 1) if quick else (4.0, 3)
+    workdir = Path(tempfile.mkdtemp(prefix="tidegauge-bench-"))
+    server_ca, proxy_ca = CertificateAuthority("server-ca"), CertificateAuthority("proxy-ca")
+    cert, key = server_ca.issue_server().write(workdir, "serving")
+    (workdir / "server-ca.crt").write_bytes(server_ca.pem)
+    (workdir / "proxy-ca.crt").write_bytes(proxy_ca.pem)
+    client_cert, client_key = proxy_ca.issue("front-proxy-client").write(workdir, "proxy")
+    ca = str(workdir / "server-ca.crt")
+    rows: list[str] = []
+    figures: dict[tuple[int, str], dict[str, float]] = {}
+    with RedisServer() as redis:
+        store = Store.connect(ConnectionSettings(redis.url), history_length=0)
+        now = time.time()
+        for count in SERIES_COUNTS:
+            store.write(
+                Sample.of(f"bench_{count}", {"queue": f"q{i:05d}", "state": "visible"}, i * 1.5, now - i % 30)
+                for i in range(count)
+            )
+        store.close()
+        config = parse_config(CONFIG, "<bench>", redis_url=redis.url, environ={})
+        loop = _Loop()
+        servers = {}
+        for name, cache_seconds in (("cached", 1.0), ("uncached", 0.0)):
+            settings = ServerSettings(
+                bind_address="127.0.0.1",
+                secure_port=0,
+                metrics_port=None,
+                tls_cert_file=cert,
+                tls_private_key_file=key,
+                authentication=AuthenticationFlags(
+                    requestheader_client_ca_file=str(workdir / "proxy-ca.crt"), skip_lookup=True
+                ),
+                authorization_mode=AuthorizationMode.ALWAYS_ALLOW_AUTHENTICATED,
+                response_cache_seconds=cache_seconds,
+            )
+            servers[name] = Server(settings, config)
+            loop.call(servers[name].start())
+        try:
+            for count in SERIES_COUNTS:
+                path = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/default/bench_{count}"
+                body = _fetch(servers["cached"].secure_port, path, ca, client_cert, client_key)
+                runner, baseline_port = loop.call(_baseline(body, cert, key, proxy_ca.pem))
+                results: dict[str, list[dict[str, float]]] = {"baseline": [], "cached": [], "uncached": []}
+                for _ in range(repeats):
+                    for target, port in (
+                        ("baseline", baseline_port),
+                        ("cached", servers["cached"].secure_port),
+                        ("uncached", servers["uncached"].secure_port),
+                    ):
+                        results[target].append(_load(port, path, ca, client_cert, client_key, seconds))
+                loop.call(runner.cleanup())
+                base = _median_of(results["baseline"])
+                for target in ("baseline", "cached", "uncached"):
+                    m = _median_of(results[target])
+                    figures[(count, target)] = {**m, "ratio": m["rps"] / base["rps"]}
+                    ratio = m["rps"] / base["rps"]
+                    rows.append(
+                        f"| {count:,} | {len(body) / 1024:,.0f} KiB | {target} | {m['rps']:,.0f} | "
+                        f"{m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {ratio:.2f} |"
+                    )
+        finally:
+            for server in servers.values():
+                loop.call(server.stop())
+            loop.close()
+    return _report(rows, seconds, repeats) + "\n\n" + _verdict(figures)
+
+
+def _fetch(port: int, path: str, ca: str, cert: str, key: str) -> bytes:
+    import http.client
+
+    context = ssl.create_default_context(cafile=ca)
+    context.load_cert_chain(cert, key)
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=30)
+    headers = {"X-Remote-User": "system:kube-aggregator", "X-Remote-Group": "system:masters"}
+    connection.request("GET", path, headers=headers)
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"{path}: {response.status} {body[:300]!r}")
+    return body
+
+
+def _report(rows: list[str], seconds: float, repeats: int) -> str:
+    lines = [
+        f"{CONNECTIONS} keep-alive TLS connections from a separate client process, {seconds:g} s per run, "
+        f"median of {repeats} run(s) per row; latency measured by the client (request sent to body read).",
+        "`cached`: default settings (identical requests within 1 s share one Redis read and one rendered "
+        "body); `uncached`: `--response-cache-seconds 0` (every request reads Redis and filters all series; "
+        "each series' JSON is still rendered once per read). Ratio = requests/s ÷ baseline requests/s.",
+        "",
+        "| series | body | target | requests/s | p50 ms | p99 ms | ratio |",
+        "| ---: | ---: | --- | ---: | ---: | ---: | ---: |",
+        *rows,
+    ]
+    return "\n".join(lines)
+
+
+def _verdict(figures: dict[tuple[int, str], dict[str, float]]) -> str:
+    cached, uncached = figures[(1_000, "cached")], figures[(1_000, "uncached")]
+    met = cached["ratio"] >= 0.6 and cached["p99_ms"] < 10
+    lines = [
+        f"**Goal (≥ 0.6 of the baseline at 1,000 series, p99 < 10 ms): {'met' if met else 'MISSED'} with the "
+        f"default settings** (ratio {cached['ratio']:.2f}, p99 {cached['p99_ms']:.1f} ms). "
+        f"Without the response cache it is missed by far (ratio {uncached['ratio']:.2f}, "
+        f"p99 {uncached['p99_ms']:.0f} ms).",
+        "",
+        "Why: an uncached request reads the whole metric (one HGETALL) and the store decodes every series "
+        "(a JSON value and a `Sample` each, in Python) before the selector is applied — about 7 ms of CPU "
+        "for 1,000 series and 70 ms for 10,000 on this machine, against well under 1 ms for the baseline "
+        "to write the same bytes; rendering is not the cost any more (each series' JSON is reused until its "
+        "value or timestamp changes). The HPA asks every 15 s per HPA, so in production most requests are "
+        "cache misses: a miss at 1,000 series costs about 10 ms of server CPU (the uncached requests/s is "
+        "that bound; its p50 adds queueing behind 4 concurrent clients), far inside the aggregator's "
+        "timeouts. At 10,000 series the once-a-second refresh of the cached entry blocks the event loop for "
+        "tens of ms, which shows in the cached p99. Next steps if needed: let the store return raw "
+        "entries and skip decoding unchanged series (store.py), or move decoding off the event loop.",
+    ]
+    return "\n".join(lines)
+
+
+# --- the load generator (runs in its own process) ----------------------------------------------------
+
+
+async def _generate(
+    port: int, path: str, ca: str, cert: str, key: str, seconds: float, connections: int
+) -> None:
+    import aiohttp
+
+    context = ssl.create_default_context(cafile=ca)
+    context.load_cert_chain(cert, key)
+    headers = {
+        "X-Remote-User": "system:kube-aggregator",
+        "X-Remote-Group": "system:masters",
+        "Accept": "application/vnd.kubernetes.protobuf, */*",
+    }
+    url = f"https://127.0.0.1:{port}{path}"
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(ssl=context, limit=connections)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
+        async def worker(deadline: float, record: bool) -> None:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                async with session.get(url) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"status {response.status}")
+                if record:
+                    latencies.append(time.perf_counter() - started)
+
+        warmup = time.perf_counter() + min(0.5, seconds / 4)
+        await asyncio.gather(*(worker(warmup, False) for _ in range(connections)))
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(started + seconds, True) for _ in range(connections)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    figures = {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+    }
+    print(json.dumps(figures))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--load", nargs=7, metavar=("PORT", "PATH", "CA", "CERT", "KEY", "SECONDS", "CONNECTIONS")
+    )
+    args = parser.parse_args()
+    port, path, ca, cert, key, seconds, connections = args.load
+    asyncio.run(_generate(int(port), path, ca, cert, key, float(seconds), int(connections)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""``tidegauge serve``: flags (named as k8s.io/apiserver's where they exist) -> settings -> run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from tidegauge import environment
+from tidegauge.config import DEFAULT_CONFIG_YAML, Config, ConfigError, load_config, parse_config
+from tidegauge.server.kube import KubeConfigError
+from tidegauge.server.runner import SettingsError, serve
+from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode, ServerSettings
+
+logger = logging.getLogger(__name__)
+
+
+def _list_flag(parser: argparse._ArgumentGroup, name: str, help_text: str) -> None:
+    parser.add_argument(
+        name, action="append", metavar="A,B", help=f"{help_text} (comma-separated, repeatable)"
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    serving = parser.add_argument_group("serving")
+    serving.add_argument(
+        "--bind-address", default="0.0.0.0", help="address of the secure port (default 0.0.0.0)"
+    )
+    serving.add_argument("--secure-port", type=int, default=6443, help="HTTPS port (default 6443)")
+    serving.add_argument(
+        "--tls-cert-file", required=True, help="serving certificate (PEM); reloaded when it changes"
+    )
+    serving.add_argument("--tls-private-key-file", required=True, help="key of the serving certificate (PEM)")
+    serving.add_argument(
+        "--metrics-port", type=int, default=9090, help="plain-HTTP /metrics port; 0 disables"
+    )
+    serving.add_argument("--metrics-bind-address", default="0.0.0.0", help="address of the /metrics port")
+    authentication = parser.add_argument_group("authentication (flags override the cluster's ConfigMap)")
+    authentication.add_argument(
+        "--client-ca-file", help="CA bundle of client certificates (user = CN, groups = O)"
+    )
+    authentication.add_argument(
+        "--requestheader-client-ca-file", help="CA bundle of the front proxy's certificate"
+    )
+    _list_flag(
+        authentication, "--requestheader-allowed-names", "front-proxy certificate CNs allowed (empty = any)"
+    )
+    _list_flag(authentication, "--requestheader-username-headers", "headers holding the user (X-Remote-User)")
+    _list_flag(authentication, "--requestheader-group-headers", "headers holding the groups (X-Remote-Group)")
+    _list_flag(authentication, "--requestheader-extra-headers-prefix", "prefixes of user-extra headers")
+    authentication.add_argument(
+        "--authentication-kubeconfig", help="kubeconfig for TokenReview and the ConfigMap"
+    )
+    authentication.add_argument(
+        "--authentication-skip-lookup",
+        action="store_true",
+        help="do not read kube-system/extension-apiserver-authentication",
+    )
+    authorization = parser.add_argument_group("authorization")
+    authorization.add_argument(
+        "--authorization-mode",
+        choices=[mode.value for mode in AuthorizationMode],
+        default=AuthorizationMode.WEBHOOK.value,
+        help="Webhook (SubjectAccessReview, default) or AlwaysAllowAuthenticated (local use)",
+    )
+    authorization.add_argument("--authorization-kubeconfig", help="kubeconfig for SubjectAccessReview")
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--redis-url", help=f"Redis URL; beats ${environment.REDIS_URL} and the config's redis.url"
+    )
+    data.add_argument(
+        "--config", help=f"YAML/JSON config file (default ${environment.CONFIG_FILE}, else built-in)"
+    )
+    tuning = parser.add_argument_group("tuning")
+    tuning.add_argument("--request-timeout", type=float, default=2.0, help="backend budget per request, s")
+    tuning.add_argument("--shutdown-timeout", type=float, default=20.0, help="drain time on SIGTERM, s")
+    tuning.add_argument(
+        "--response-cache-seconds", type=float, default=1.0, help="share metric reads this long"
+    )
+    tuning.add_argument(
+        "--tls-reload-interval", type=float, default=5.0, help="certificate file poll period, s"
+    )
+
+
+def _split(values: list[str] | None) -> tuple[str, ...] | None:
+    if values is None:
+        return None
+    return tuple(item.strip() for value in values for item in value.split(",") if item.strip())
+
+
+def settings_from(args: argparse.Namespace) -> ServerSettings:
+    return ServerSettings(
+        bind_address=args.bind_address,
+        secure_port=args.secure_port,
+        tls_cert_file=args.tls_cert_file,
+        tls_private_key_file=args.tls_private_key_file,
+        metrics_bind_address=args.metrics_bind_address,
+        metrics_port=args.metrics_port or None,
+        redis_url=args.redis_url,
+        config_path=args.config or os.environ.get(environment.CONFIG_FILE) or None,
+        authentication=AuthenticationFlags(
+            client_ca_file=args.client_ca_file,
+            requestheader_client_ca_file=args.requestheader_client_ca_file,
+            requestheader_allowed_names=_split(args.requestheader_allowed_names),
+            requestheader_username_headers=_split(args.requestheader_username_headers),
+            requestheader_group_headers=_split(args.requestheader_group_headers),
+            requestheader_extra_headers_prefix=_split(args.requestheader_extra_headers_prefix),
+            authentication_kubeconfig=args.authentication_kubeconfig,
+            skip_lookup=args.authentication_skip_lookup,
+        ),
+        authorization_mode=AuthorizationMode(args.authorization_mode),
+        authorization_kubeconfig=args.authorization_kubeconfig,
+        request_timeout_seconds=args.request_timeout,
+        shutdown_timeout_seconds=args.shutdown_timeout,
+        response_cache_seconds=args.response_cache_seconds,
+        tls_reload_interval_seconds=args.tls_reload_interval,
+    )
+
+
+def load_server_config(settings: ServerSettings) -> Config:
+    """The config file's content (or the built-in one), with the Redis URL from the flag or environment."""
+    if settings.config_path:
+        return load_config(settings.config_path, redis_url=settings.redis_url)
+    return parse_config(DEFAULT_CONFIG_YAML, "<built-in>", redis_url=settings.redis_url)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    try:
+        config = load_server_config(settings)
+        return asyncio.run(serve(settings, config))
+    except (ConfigError, SettingsError, KubeConfigError) as error:
+        print(f"tidegauge serve: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"tidegauge serve: {error}", file=sys.stderr)
+        return 1

@@ -1,0 +1,172 @@
+"""A tiny asyncio client for the few kube-apiserver calls the server makes.
+
+TokenReview, SubjectAccessReview and reading one ConfigMap, over HTTPS with aiohttp. The connection
+comes from a kubeconfig file or, inside a pod, from the service account (token re-read on each call,
+since projected tokens rotate).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import ssl
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+logger = logging.getLogger(__name__)
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+class KubeError(Exception):
+    """A kube-apiserver call failed (unreachable, timed out, or answered an error)."""
+
+
+class KubeConfigError(ValueError):
+    """A kubeconfig that cannot be used; the message names the file and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class KubeConnection:
+    """Where the kube-apiserver is and how to authenticate to it."""
+
+    server: str
+    ssl_context: ssl.SSLContext
+    token: str | None = None
+    token_file: str | None = None
+
+    def bearer_token(self) -> str | None:
+        if self.token_file:
+            try:
+                return Path(self.token_file).read_text().strip()
+            except OSError as error:
+                raise KubeError(
+                    f"cannot read the service account token {self.token_file}: {error}"
+                ) from error
+        return self.token
+
+
+def in_cluster(
+    environ: dict[str, str] | None = None, directory: Path = SERVICE_ACCOUNT_DIR
+) -> KubeConnection | None:
+    """The pod's service-account connection, or None outside a cluster."""
+    env = dict(os.environ) if environ is None else environ
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT", "443")
+    token_file = directory / "token"
+    if not host or not token_file.is_file():
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    context = ssl.create_default_context(cafile=str(directory / "ca.crt"))
+    return KubeConnection(f"https://{host}:{port}", context, token_file=str(token_file))
+
+
+def _file_or_data(base: Path, entry: dict[str, Any], name: str) -> bytes | None:
+    data = entry.get(f"{name}-data")
+    if data:
+        return base64.b64decode(data)
+    path = entry.get(name)
+    if path:
+        return (base / str(path)).read_bytes()
+    return None
+
+
+def from_kubeconfig(path: str) -> KubeConnection:
+    """The current context's cluster and user of a kubeconfig file."""
+    base = Path(path).resolve().parent
+    try:
+        document = yaml.safe_load(Path(path).read_text())
+        contexts = {c["name"]: c["context"] for c in document.get("contexts") or []}
+        context = contexts[document["current-context"]]
+        cluster = {c["name"]: c["cluster"] for c in document["clusters"]}[context["cluster"]]
+        user = {u["name"]: u["user"] for u in document.get("users") or []}.get(context.get("user"), {}) or {}
+        ssl_context = ssl.create_default_context()
+        authority = _file_or_data(base, cluster, "certificate-authority")
+        if authority:
+            ssl_context.load_verify_locations(cadata=authority.decode())
+        if cluster.get("insecure-skip-tls-verify"):
+            ssl_context.check_hostname = False
+            ssl_context.verify_mode = ssl.CERT_NONE
+        certificate = _file_or_data(base, user, "client-certificate")
+        key = _file_or_data(base, user, "client-key")
+        if certificate and key:
+            _load_client_certificate(ssl_context, certificate, key)
+        token_file = user.get("tokenFile")
+        return KubeConnection(
+            str(cluster["server"]).rstrip("/"),
+            ssl_context,
+            token=user.get("token"),
+            token_file=str(base / token_file) if token_file else None,
+        )
+    except (OSError, KeyError, TypeError, AttributeError, ValueError, yaml.YAMLError, ssl.SSLError) as error:
+        raise KubeConfigError(
+            f"{path}: cannot use this kubeconfig ({type(error).__name__}: {error}); "
+            "it needs a current-context whose cluster has a server (and its CA) "
+            "and whose user has a client certificate or token"
+        ) from error
+
+
+def _load_client_certificate(context: ssl.SSLContext, certificate: bytes, key: bytes) -> None:
+    with tempfile.TemporaryDirectory(prefix="tidegauge-kube-") as directory:
+        certificate_path, key_path = Path(directory) / "tls.crt", Path(directory) / "tls.key"
+        certificate_path.write_bytes(certificate)
+        key_path.touch(mode=0o600)
+        key_path.write_bytes(key)
+        context.load_cert_chain(certificate_path, key_path)
+
+
+class KubeClient:
+    """JSON calls to the kube-apiserver, each bounded by ``timeout_seconds``."""
+
+    def __init__(self, connection: KubeConnection, *, timeout_seconds: float = 1.5) -> None:
+        self.connection = connection
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(ssl=self.connection.ssl_context)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        headers = {"Accept": "application/json"}
+        token = self.connection.bearer_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        url = f"{self.connection.server}{path}"
+        try:
+            async with self._session.request(method, url, json=body, headers=headers) as response:
+                text = await response.text()
+                if response.status >= 300:
+                    raise KubeError(f"{method} {path} answered {response.status}: {text[:300]}")
+                result: dict[str, Any] = json.loads(text)
+                return result
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            raise KubeError(f"{method} {path} failed: {type(error).__name__}: {error}") from error
+
+    async def create_token_review(self, token: str) -> dict[str, Any]:
+        """The ``status`` of a TokenReview of ``token``."""
+        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
+        answer = await self._call("POST", "/apis/authentication.k8s.io/v1/tokenreviews", review)
+        return dict(answer.get("status") or {})
+
+    async def create_subject_access_review(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """The ``status`` of a SubjectAccessReview with ``spec``."""
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
+        answer = await self._call("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", review)
+        return dict(answer.get("status") or {})
+
+    async def read_config_map(self, namespace: str, name: str) -> dict[str, str]:
+        """The ``data`` of a ConfigMap."""
+        answer = await self._call("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+        return {str(key): str(value) for key, value in (answer.get("data") or {}).items()}
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

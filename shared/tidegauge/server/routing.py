@@ -1,0 +1,71 @@
+"""Paths of the secure port: which kind of request a path is, and its authorization attributes.
+
+Segments are split on the raw (still percent-encoded) path and decoded one by one, so an encoded
+``/`` inside a metric name cannot change the route. A trailing slash is the same path.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote
+
+from tidegauge.selectors import Selector, parse_selector
+from tidegauge.server.authz import Attributes
+from tidegauge.server.discovery import EXTERNAL_METRICS
+
+HEALTH_PATHS = frozenset(("/healthz", "/livez", "/readyz", "/healthz/ping", "/livez/ping", "/readyz/ping"))
+_EXTERNAL_PREFIX = ("", "apis", EXTERNAL_METRICS.group, EXTERNAL_METRICS.version, "namespaces")
+
+
+class RouteKind(enum.Enum):
+    HEALTH = "health"
+    EXTERNAL_METRIC = "external_metric"
+    GROUP_LIST = "group_list"
+    DISCOVERY = "discovery"
+    OPENAPI = "openapi"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    kind: RouteKind
+    path: str
+    attributes: Attributes
+    namespace: str = ""
+    metric: str = ""
+
+
+@functools.lru_cache(maxsize=4096)
+def resolve(raw_path: str) -> Route:
+    """The route of a raw request path (cached: the HPA asks the same few paths again and again)."""
+    segments = [unquote(segment) for segment in raw_path.split("/")]
+    if len(segments) > 2 and segments[-1] == "":
+        segments.pop()
+    path = "/".join(segments) or "/"
+    if len(segments) == 7 and tuple(segments[:5]) == _EXTERNAL_PREFIX and segments[5] and segments[6]:
+        namespace, metric = segments[5], segments[6]
+        attributes = Attributes(
+            "list", path, namespace, EXTERNAL_METRICS.group, EXTERNAL_METRICS.version, metric
+        )
+        return Route(RouteKind.EXTERNAL_METRIC, path, attributes, namespace, metric)
+    attributes = Attributes("get", path)
+    if path in HEALTH_PATHS:
+        return Route(RouteKind.HEALTH, path, attributes)
+    if path == "/apis":
+        return Route(RouteKind.GROUP_LIST, path, attributes)
+    if path.startswith("/apis/"):
+        return Route(RouteKind.DISCOVERY, path, attributes)
+    if path.startswith("/openapi/"):
+        return Route(RouteKind.OPENAPI, path, attributes)
+    return Route(RouteKind.OTHER, path, attributes)
+
+
+@functools.lru_cache(maxsize=4096)
+def selector_from_query(raw_query: str) -> Selector:
+    """The ``labelSelector`` of a raw query string (first one wins; ``+`` is a space); other keys ignored."""
+    for key, value in parse_qsl(raw_query, keep_blank_values=True):
+        if key == "labelSelector":
+            return parse_selector(value)
+    return parse_selector(None)

@@ -1,0 +1,257 @@
+"""Wire the server together and run it: start, serve, and on SIGTERM stop accepting, drain, exit.
+
+Shutdown: readiness fails at once, the listening sockets close, in-flight requests get up to
+``shutdown_timeout_seconds`` to finish, then background tasks, Redis and kube clients are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from aiohttp import web
+
+from tidegauge import __version__, environment
+from tidegauge.config import Config
+from tidegauge.redis_connection import ConnectionSettings
+from tidegauge.server import tasks
+from tidegauge.server.app import Services, create_app
+from tidegauge.server.authconfig import AuthenticationConfig, AuthenticationConfigLoader
+from tidegauge.server.authn import Authenticator
+from tidegauge.server.authz import AlwaysAllowAuthenticated, Authorizer, WebhookAuthorizer
+from tidegauge.server.discovery import EXTERNAL_METRICS, Discovery
+from tidegauge.server.health import Pinger, Readiness
+from tidegauge.server.kube import KubeClient, KubeConnection, from_kubeconfig, in_cluster
+from tidegauge.server.openapi import OpenApi
+from tidegauge.server.provider import ExternalMetricsProvider, MetricReader
+from tidegauge.server.settings import AuthorizationMode, ServerSettings
+from tidegauge.server.telemetry import CONTENT_TYPE, Telemetry
+from tidegauge.server.tls import ServingTls
+from tidegauge.store import AsyncStore, StoreError
+
+logger = logging.getLogger(__name__)
+
+SERVED = (EXTERNAL_METRICS,)
+
+
+class ServerStore(MetricReader, Pinger, Protocol):
+    """What the server needs of :class:`AsyncStore` (tests pass a wrapper)."""
+
+    async def close(self) -> None: ...
+
+
+class SettingsError(ValueError):
+    """Settings that cannot work together; the message names the flags and the fix."""
+
+
+def _connection(kubeconfig: str | None) -> KubeConnection | None:
+    return from_kubeconfig(kubeconfig) if kubeconfig else in_cluster()
+
+
+def _connect_store(config: Config) -> AsyncStore:
+    redis = config.redis
+    settings = ConnectionSettings(
+        url=redis.url,
+        cluster=redis.cluster,
+        username=redis.username,
+        password=os.environ.get(environment.REDIS_PASSWORD) or None,
+        tls_ca_file=redis.tls_ca_file,
+        socket_timeout_seconds=redis.socket_timeout_seconds,
+    )
+    try:
+        return AsyncStore.connect(settings)
+    except StoreError as error:
+        logger.warning(
+            "cannot detect Redis cluster mode now (%s); assuming a standalone server. "
+            "Set redis.cluster in the config to avoid guessing.",
+            error,
+        )
+        return AsyncStore.connect(settings, cluster=False)
+
+
+class Server:
+    """One server: :meth:`start` binds the ports, :meth:`stop` drains and releases everything."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        config: Config,
+        *,
+        clock: Callable[[], float] = time.time,
+        store: ServerStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.clock = clock
+        self._given_store = store
+        self.secure_port = 0
+        self.metrics_port = 0
+        self.stopping = asyncio.Event()
+        self._kube_clients: list[KubeClient] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runners: list[web.AppRunner] = []
+
+    def _kube_client(self, kubeconfig: str | None) -> KubeClient | None:
+        connection = _connection(kubeconfig)
+        if connection is None:
+            return None
+        client = KubeClient(connection, timeout_seconds=self.settings.request_timeout_seconds * 0.75)
+        self._kube_clients.append(client)
+        return client
+
+    def _authorizer(self, telemetry: Telemetry) -> Authorizer:
+        settings = self.settings
+        if settings.authorization_mode is AuthorizationMode.ALWAYS_ALLOW_AUTHENTICATED:
+            return AlwaysAllowAuthenticated()
+        kube = self._kube_client(settings.authorization_kubeconfig)
+        if kube is None:
+            raise SettingsError(
+                "--authorization-mode=Webhook needs --authorization-kubeconfig or an in-cluster "
+                "service account; for local use pass --authorization-mode=AlwaysAllowAuthenticated"
+            )
+        return WebhookAuthorizer(
+            kube,
+            cache_ttl_seconds=settings.auth_cache_ttl_seconds,
+            cache_size=settings.auth_cache_size,
+            record=lambda outcome: telemetry.authorizations.inc(f"webhook-{outcome}"),
+        )
+
+    async def start(self) -> None:
+        settings = self.settings
+        authentication_kube = self._kube_client(settings.authentication.authentication_kubeconfig)
+        loader = AuthenticationConfigLoader(settings.authentication, authentication_kube)
+        if authentication_kube is None and not settings.authentication.skip_lookup:
+            logger.warning(
+                "no --authentication-kubeconfig and not in a cluster: "
+                "client CAs only from flags, bearer tokens not accepted"
+            )
+        auth_config = await loader.load()
+        telemetry = Telemetry(clock=self.clock)
+        authorizer = self._authorizer(telemetry)
+        self.store: ServerStore = self._given_store or _connect_store(self.config)
+        provider = ExternalMetricsProvider(
+            self.store,
+            self.config,
+            snapshot_seconds=settings.response_cache_seconds,
+            read_timeout_seconds=settings.request_timeout_seconds,
+            clock=self.clock,
+        )
+        telemetry.newest_timestamps = provider.newest_timestamps
+        provider.record_fallback = telemetry.fallbacks.inc
+        self.tls = ServingTls(settings.tls_cert_file, settings.tls_private_key_file, auth_config.all_cas)
+        self.authenticator = Authenticator(
+            auth_config,
+            authentication_kube,
+            cache_ttl_seconds=settings.auth_cache_ttl_seconds,
+            cache_size=settings.auth_cache_size,
+            record=telemetry.authentications.inc,
+        )
+        self.readiness = Readiness(
+            self.store,
+            cache_seconds=settings.readiness_cache_seconds,
+            timeout_seconds=settings.request_timeout_seconds,
+        )
+        self.services = Services(
+            provider=provider,
+            authenticator=self.authenticator,
+            authorizer=authorizer,
+            readiness=self.readiness,
+            telemetry=telemetry,
+            discovery=Discovery(SERVED),
+            openapi=OpenApi(SERVED, __version__),
+            response_cache_seconds=settings.response_cache_seconds,
+            max_query_length=settings.max_query_length,
+        )
+        secure = await self._listen(
+            create_app(self.services), settings.bind_address, settings.secure_port, True
+        )
+        self.secure_port = secure
+        if settings.metrics_port is not None:
+            self.metrics_port = await self._listen(
+                _metrics_app(telemetry), settings.metrics_bind_address, settings.metrics_port, False
+            )
+        await provider.refresh_metric_list()
+        self._tasks += [
+            tasks.start_periodic("tls-reload", settings.tls_reload_interval_seconds, self._reload_tls),
+            tasks.start_periodic(
+                "metric-list", settings.metric_list_refresh_seconds, provider.refresh_metric_list
+            ),
+            tasks.start_periodic(
+                "authentication-config",
+                settings.authentication_refresh_seconds,
+                lambda: self._refresh_auth(loader),
+            ),
+        ]
+        logger.info(
+            "serving %s on https://%s:%s",
+            ", ".join(s.group_version for s in SERVED),
+            settings.bind_address,
+            secure,
+        )
+
+    async def _listen(self, app: web.Application, host: str, port: int, secure: bool) -> int:
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.settings.shutdown_timeout_seconds)
+        await runner.setup()
+        self._runners.append(runner)
+        site = web.TCPSite(runner, host, port, ssl_context=self.tls.context if secure else None, backlog=1024)
+        await site.start()
+        server = site._server
+        assert isinstance(server, asyncio.base_events.Server)
+        return int(server.sockets[0].getsockname()[1])
+
+    async def _reload_tls(self) -> None:
+        self.tls.reload_if_changed()
+
+    async def _refresh_auth(self, loader: AuthenticationConfigLoader) -> None:
+        try:
+            config = await loader.load()
+        except Exception as error:
+            logger.warning("authentication config not refreshed, keeping the current one: %s", error)
+            return
+        self.apply_authentication_config(config)
+
+    def apply_authentication_config(self, config: AuthenticationConfig) -> None:
+        if config == self.authenticator.config:
+            return
+        self.tls.trust_client_cas(config.all_cas)
+        self.authenticator.update(config)
+        logger.info("authentication config updated (client CAs, request-header settings)")
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish (bounded), release everything."""
+        self.readiness.draining = True
+        await tasks.cancel_all(self._tasks)
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners.clear()
+        await self.store.close()
+        for client in self._kube_clients:
+            await client.close()
+        logger.info("stopped")
+
+
+def _metrics_app(telemetry: Telemetry) -> web.Application:
+    async def metrics(_request: web.Request) -> web.Response:
+        return web.Response(body=telemetry.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def serve(settings: ServerSettings, config: Config) -> int:
+    """Run until SIGTERM or SIGINT, then drain and return 0."""
+    server = Server(settings, config)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, server.stopping.set)
+    await server.stopping.wait()
+    logger.info("signal received: draining")
+    await server.stop()
+    return 0

@@ -1,0 +1,65 @@
+"""The server's settings: one object, built once from flags (which beat the environment)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class AuthorizationMode(enum.Enum):
+    """How an authenticated request is authorized."""
+
+    WEBHOOK = "Webhook"
+    """SubjectAccessReview against the kube-apiserver (the in-cluster default)."""
+    ALWAYS_ALLOW_AUTHENTICATED = "AlwaysAllowAuthenticated"
+    """Every authenticated user may read everything (local use, tests)."""
+
+
+DEFAULT_USERNAME_HEADERS = ("X-Remote-User",)
+DEFAULT_GROUP_HEADERS = ("X-Remote-Group",)
+DEFAULT_EXTRA_HEADERS_PREFIXES = ("X-Remote-Extra-",)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthenticationFlags:
+    """The k8s.io/apiserver authentication flags; None means "take it from the ConfigMap, if read"."""
+
+    client_ca_file: str | None = None
+    requestheader_client_ca_file: str | None = None
+    requestheader_allowed_names: tuple[str, ...] | None = None
+    requestheader_username_headers: tuple[str, ...] | None = None
+    requestheader_group_headers: tuple[str, ...] | None = None
+    requestheader_extra_headers_prefix: tuple[str, ...] | None = None
+    authentication_kubeconfig: str | None = None
+    skip_lookup: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerSettings:
+    """Everything ``tidegauge serve`` needs; see ``docs/server.md`` for the flags behind each field."""
+
+    bind_address: str = "0.0.0.0"
+    secure_port: int = 6443
+    tls_cert_file: str
+    tls_private_key_file: str
+    metrics_bind_address: str = "0.0.0.0"
+    metrics_port: int | None = 9090
+    redis_url: str | None = None
+    config_path: str | None = None
+    authentication: AuthenticationFlags = field(default_factory=AuthenticationFlags)
+    authorization_mode: AuthorizationMode = AuthorizationMode.WEBHOOK
+    authorization_kubeconfig: str | None = None
+    request_timeout_seconds: float = 2.0
+    """Budget of one request's backend work (Redis, webhooks); well below the aggregator's timeouts."""
+    shutdown_timeout_seconds: float = 20.0
+    """How long SIGTERM waits for in-flight requests before closing their connections."""
+    tls_reload_interval_seconds: float = 5.0
+    authentication_refresh_seconds: float = 60.0
+    """How often the ``extension-apiserver-authentication`` ConfigMap is re-read (CA rotation)."""
+    metric_list_refresh_seconds: float = 30.0
+    auth_cache_ttl_seconds: float = 10.0
+    auth_cache_size: int = 10_000
+    response_cache_seconds: float = 1.0
+    """Identical metric requests within this many seconds share one Redis read (0 disables)."""
+    readiness_cache_seconds: float = 1.0
+    max_query_length: int = 8192

@@ -1,0 +1,105 @@
+"""kubectl as a real client of the server: client-certificate kubeconfig, URL-encoded selectors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.server_harness import Pki, ServerThread, server_config, settings_for
+from tidegauge.localredis import RedisServer
+from tidegauge.model import Sample
+from tidegauge.redis_connection import ConnectionSettings
+from tidegauge.store import Store
+
+pytestmark = pytest.mark.integration
+
+KUBECTL = shutil.which("kubectl")
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return Pki(tmp_path)
+
+
+@pytest.fixture
+def server(pki: Pki, redis_server: RedisServer) -> Iterator[ServerThread]:
+    store = Store.connect(ConnectionSettings(redis_server.url))
+    store.client.flushall()  # type: ignore[attr-defined]
+    now = time.time()
+    store.write(
+        [
+            Sample.of("sqs_messages", {"queue": queue, "state": "visible"}, value, now)
+            for queue, value in [("orders", 10), ("payments", 20), ("refunds", 40)]
+        ]
+    )
+    store.close()
+    with ServerThread(settings_for(pki), server_config(redis_server.url)) as thread:
+        yield thread
+
+
+def write_kubeconfig(pki: Pki, port: int) -> str:
+    admin = pki.client_ca.issue("admin", ("system:masters",))
+
+    def encoded(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "tidegauge",
+                "cluster": {
+                    "server": f"https://127.0.0.1:{port}",
+                    "certificate-authority-data": encoded(pki.server_ca.pem),
+                },
+            }
+        ],
+        "users": [
+            {
+                "name": "admin",
+                "user": {
+                    "client-certificate-data": encoded(admin.certificate_pem),
+                    "client-key-data": encoded(admin.key_pem),
+                },
+            }
+        ],
+        "contexts": [{"name": "tidegauge", "context": {"cluster": "tidegauge", "user": "admin"}}],
+        "current-context": "tidegauge",
+    }
+    path = pki.directory / "kubeconfig"
+    path.write_text(yaml.safe_dump(document))
+    return str(path)
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this machine")
+def test_kubectl_get_raw_with_an_encoded_in_selector(server: ServerThread, pki: Pki) -> None:
+    # GIVEN a kubeconfig with a client certificate the server's client CA issued, and three queues
+    assert KUBECTL is not None
+    kubeconfig = write_kubeconfig(pki, server.port)
+    path = (
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/shop/sqs_messages"
+        "?labelSelector=queue+in+%28orders%2Cpayments%29"
+    )
+    # WHEN kubectl asks THEN it gets exactly the two selected series
+    result = subprocess.run(
+        [KUBECTL, "--kubeconfig", kubeconfig, "get", "--raw", path],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["kind"] == "ExternalMetricValueList"
+    assert [(i["metricLabels"]["queue"], i["value"]) for i in document["items"]] == [
+        ("orders", "10"),
+        ("payments", "20"),
+    ]

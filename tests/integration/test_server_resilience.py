@@ -1,0 +1,204 @@
+"""Redis outages, certificate rotation, draining and SIGTERM, with real processes and real TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.server_harness import (
+    Pki,
+    Reply,
+    ServerThread,
+    aggregator_headers,
+    request,
+    server_config,
+    settings_for,
+)
+from tidegauge.localredis import RedisServer, free_port
+from tidegauge.model import Sample
+from tidegauge.redis_connection import ConnectionSettings
+from tidegauge.store import AsyncStore, LabelMatcher, Store
+
+pytestmark = pytest.mark.integration
+
+METRIC_PATH = "/apis/external.metrics.k8s.io/v1beta1/namespaces/shop/sqs_messages"
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return Pki(tmp_path)
+
+
+def seed(url: str) -> None:
+    store = Store.connect(ConnectionSettings(url))
+    store.write([Sample.of("sqs_messages", {"queue": "orders"}, 5, time.time())])
+    store.close()
+
+
+def metric(server: ServerThread, pki: Pki, path: str = METRIC_PATH) -> Reply:
+    return request(server.port, path, pki.context(pki.aggregator), aggregator_headers())
+
+
+def wait_for(predicate: Any, seconds: float = 10.0) -> None:
+    """Poll ``predicate`` until true, bounded in time (for state changes in another process)."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {seconds} s")
+        time.sleep(0.05)
+
+
+def test_redis_outage_is_fast_503_not_ready_and_recovers_on_the_same_port(pki: Pki) -> None:
+    port = free_port()
+    redis = RedisServer(port=port).start()
+    seed(redis.url)
+    settings = settings_for(pki, request_timeout_seconds=1.0, readiness_cache_seconds=0.0)
+    with ServerThread(settings, server_config(redis.url)) as server:
+        assert metric(server, pki).status == 200
+        # GIVEN Redis stops WHEN the HPA asks THEN a 503 Status well within the aggregator's timeout
+        redis.stop()
+        started = time.monotonic()
+        reply = metric(server, pki)
+        assert time.monotonic() - started < 2.5
+        assert reply.status == 503 and reply.json()["reason"] == "ServiceUnavailable"
+        assert "Retry-After" not in reply.headers and "Connection refused" not in reply.body.decode()
+        assert request(server.port, "/readyz", pki.context()).status == 503
+        assert request(server.port, "/healthz", pki.context()).status == 200
+        # WHEN Redis comes back on the same port THEN answers and readiness recover without a restart
+        redis = RedisServer(port=port).start()
+        try:
+            seed(redis.url)
+            wait_for(lambda: metric(server, pki).status == 200)
+            assert request(server.port, "/readyz", pki.context()).status == 200
+        finally:
+            redis.stop()
+
+
+def served_certificate_digest(port: int, pki: Pki) -> str:
+    context = ssl.create_default_context(cadata=pki.server_ca.pem.decode())
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        certificate = tls.getpeercert(binary_form=True)
+    assert certificate is not None
+    return hashlib.sha256(certificate).hexdigest()
+
+
+def test_rotated_serving_certificate_is_served_without_restart(pki: Pki, redis_server: RedisServer) -> None:
+    with ServerThread(settings_for(pki), server_config(redis_server.url)) as server:
+        before = served_certificate_digest(server.port, pki)
+        # GIVEN new certificate files on disk WHEN new connections arrive THEN the new certificate is served
+        rotated = pki.server_ca.issue_server("tidegauge-rotated")
+        Path(pki.key_file).write_bytes(rotated.key_pem)
+        Path(pki.cert_file).write_bytes(rotated.certificate_pem)
+        wait_for(lambda: served_certificate_digest(server.port, pki) != before)
+        assert request(server.port, "/healthz", pki.context()).status == 200
+
+
+class SlowStore:
+    """An AsyncStore whose reads wait for ``release``, telling ``reading`` when one started."""
+
+    def __init__(self, store: AsyncStore) -> None:
+        self.store = store
+        self.reading = threading.Event()
+        self.release: asyncio.Event | None = None
+
+    async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
+        self.release = asyncio.Event()
+        self.reading.set()
+        await self.release.wait()
+        return await self.store.read_latest(metric, selector)
+
+    async def list_metrics(self) -> list[Any]:
+        return await self.store.list_metrics()
+
+    async def ping(self) -> bool:
+        return await self.store.ping()
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+def test_shutdown_drains_in_flight_requests_and_stops_accepting(pki: Pki, redis_server: RedisServer) -> None:
+    seed(redis_server.url)
+    slow = SlowStore(AsyncStore.connect(ConnectionSettings(redis_server.url, cluster=False)))
+    server = ServerThread(settings_for(pki), server_config(redis_server.url), store=slow)
+    replies: list[Reply] = []
+    client = threading.Thread(target=lambda: replies.append(metric(server, pki)))
+    client.start()
+    assert slow.reading.wait(10)
+    # GIVEN a request in flight WHEN shutdown starts THEN the port closes, then the request completes
+    stopping = threading.Thread(target=server.stop)
+    stopping.start()
+    wait_for(lambda: _refused(server.port))
+    assert slow.release is not None
+    server.loop.call_soon_threadsafe(slow.release.set)
+    client.join(10)
+    stopping.join(30)
+    assert [reply.status for reply in replies] == [200]
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
+
+
+@pytest.fixture
+def serve_process(pki: Pki, redis_server: RedisServer) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "tidegauge.cli", "serve",
+        "--bind-address", "127.0.0.1", "--secure-port", str(port),
+        "--metrics-bind-address", "127.0.0.1", "--metrics-port", str(free_port()),
+        "--tls-cert-file", pki.cert_file, "--tls-private-key-file", pki.key_file,
+        "--client-ca-file", pki.client_ca_file, "--authentication-skip-lookup",
+        "--authorization-mode", "AlwaysAllowAuthenticated", "--redis-url", redis_server.url,
+    ]  # fmt: skip
+    environment = {**os.environ, "TIDEGAUGE_CONFIG": ""}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environment)
+    try:
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        if process.stderr:
+            process.stderr.close()
+
+
+def test_sigterm_drains_and_exits_zero(serve_process: tuple[subprocess.Popen[str], int], pki: Pki) -> None:
+    process, port = serve_process
+
+    def ready() -> bool:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        try:
+            return request(port, "/readyz", pki.context(), timeout=2).status == 200
+        except OSError:
+            return False
+
+    wait_for(ready, 20)
+    user = pki.client_ca.issue("jane")
+    assert request(port, METRIC_PATH, pki.context(user)).status == 200
+    # GIVEN a serving process WHEN it gets SIGTERM THEN it drains and exits 0
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(15) == 0
+    assert process.stderr is not None
+    log = process.stderr.read()
+    assert "draining" in log and "stopped" in log

@@ -1,0 +1,52 @@
+"""`tidegauge serve` flags become settings; settings that cannot work fail fast with the fix."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.support.server_harness import Pki, server_config, settings_for
+from tidegauge.server.command import add_arguments, settings_from
+from tidegauge.server.runner import Server, SettingsError
+from tidegauge.server.settings import AuthorizationMode
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(["--tls-cert-file", "c", "--tls-private-key-file", "k", *argv])
+
+
+def test_defaults_match_k8s_apiserver_conventions() -> None:
+    settings = settings_from(parse())
+    assert (settings.bind_address, settings.secure_port, settings.metrics_port) == ("0.0.0.0", 6443, 9090)
+    assert settings.authorization_mode is AuthorizationMode.WEBHOOK
+    assert settings.authentication.requestheader_allowed_names is None
+
+
+def test_list_flags_split_on_commas_and_repeat() -> None:
+    args = parse(
+        "--requestheader-allowed-names", "a,b",
+        "--requestheader-allowed-names", "c",
+        "--requestheader-group-headers", "X-G",
+        "--authorization-mode", "AlwaysAllowAuthenticated",
+        "--metrics-port", "0",
+    )  # fmt: skip
+    settings = settings_from(args)
+    assert settings.authentication.requestheader_allowed_names == ("a", "b", "c")
+    assert settings.authentication.requestheader_group_headers == ("X-G",)
+    assert settings.authorization_mode is AuthorizationMode.ALWAYS_ALLOW_AUTHENTICATED
+    assert settings.metrics_port is None
+
+
+def test_webhook_mode_without_a_kubeconfig_outside_a_cluster_fails_fast(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    settings = settings_for(Pki(tmp_path), authorization_mode=AuthorizationMode.WEBHOOK)
+    server = Server(settings, server_config("redis://127.0.0.1:1/0"))
+    with pytest.raises(SettingsError, match="AlwaysAllowAuthenticated"):
+        asyncio.run(server.start())
