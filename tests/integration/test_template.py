@@ -1,0 +1,443 @@
+"""The SAM application: cfn-lint clean, transformed by the SAM translator, least-privilege IAM."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.requirements import Requirement
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+# Every action the collectors' own statements may grant, and the one SAM adds for the on-failure queue.
+ALLOWED_ACTIONS = {
+    "sqs:GetQueueAttributes",
+    "sqs:ListQueueTags",
+    "sqs:GetQueueUrl",
+    "sqs:ListQueues",
+    "cloudwatch:GetMetricData",
+    "ssm:GetParameter",
+    "secretsmanager:GetSecretValue",
+    "sts:AssumeRole",
+    "sqs:SendMessage",
+}
+# Actions without resource-level permissions: the only ones allowed on Resource "*".
+ACTIONS_ON_ANY_RESOURCE = {"sqs:ListQueues", "cloudwatch:GetMetricData"}
+EXPECTED_MANAGED_POLICIES = {
+    "service-role/AWSLambdaBasicExecutionRole",
+    "service-role/AWSLambdaVPCAccessExecutionRole",
+    "AWSXrayWriteOnlyAccess",
+}
+
+
+class NoManagedPolicyLookups:
+    """Managed-policy loader for an offline transform: the template names no managed policy."""
+
+    def load(self) -> dict[str, str]:
+        raise AssertionError("the template must not need a managed-policy lookup")
+
+
+def load_template() -> dict[str, Any]:
+    document: dict[str, Any] = yaml_parse(TEMPLATE.read_text())
+    return document
+
+
+def packaged(template: dict[str, Any]) -> dict[str, Any]:
+    """What `sam package` hands to CloudFormation: local code paths replaced by S3 locations."""
+    result = copy.deepcopy(template)
+    for name, resource in result["Resources"].items():
+        properties = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if key in properties:
+                properties[key] = f"s3://artifacts/{name}.zip"
+    return result
+
+
+@pytest.fixture(scope="module")
+def transformed() -> dict[str, Any]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+        result: dict[str, Any] = transform(packaged(load_template()), {}, NoManagedPolicyLookups())
+    return result
+
+
+def resources_of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def branches(value: Any) -> Iterator[Any]:
+    """Every concrete value a property can take: both branches of each Fn::If, no AWS::NoValue."""
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        _, when_true, when_false = value["Fn::If"]
+        yield from branches(when_true)
+        yield from branches(when_false)
+    elif value != {"Ref": "AWS::NoValue"}:
+        yield value
+
+
+def statements(role: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for policy in role["Properties"].get("Policies", []):
+        for concrete in branches(policy):
+            yield from concrete["PolicyDocument"]["Statement"]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def function_roles(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    roles = {}
+    for name, function in resources_of_type(template, "AWS::Lambda::Function").items():
+        role_name = function["Properties"]["Role"]["Fn::GetAtt"][0]
+        roles[name] = template["Resources"][role_name]
+    return roles
+
+
+def test_cfn_lint_reports_nothing() -> None:
+    # GIVEN cfn-lint from the same environment as the tests
+    candidate = Path(sys.executable).with_name("cfn-lint")
+    executable = str(candidate) if candidate.exists() else shutil.which("cfn-lint")
+    assert executable, "cfn-lint is not installed; install the dev extra (pip install -e '.[dev]')"
+    # WHEN it lints the template
+    result = subprocess.run(
+        [executable, str(TEMPLATE)], capture_output=True, text=True, timeout=120, cwd=ROOT, check=False
+    )
+    # THEN it finds no error, warning or informational issue
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint_suppressions_carry_a_reason() -> None:
+    text = TEMPLATE.read_text()
+    for match in re.finditer(r"^(\s*)(cfn-lint|IgnoreChecks|ignore_checks)\b.*$", text, re.MULTILINE):
+        preceding = text[: match.start()].rstrip().splitlines()[-1].strip()
+        assert preceding.startswith("#"), f"suppression without a reason comment above it: {match.group(0)}"
+
+
+def test_translator_produces_the_layer_functions_and_schedules(transformed: dict[str, Any]) -> None:
+    functions = resources_of_type(transformed, "AWS::Lambda::Function")
+    assert set(functions) == {"CollectSqsFunction", "CollectCloudWatchFunction"}
+    for function in functions.values():
+        properties = function["Properties"]
+        assert properties["Runtime"] == "python3.12"
+        assert properties["Architectures"] == ["arm64"]
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+        assert properties["Handler"] == "app.lambda_handler"
+        assert set(properties["VpcConfig"]) == {"SubnetIds", "SecurityGroupIds"}
+        layer_refs = [layer["Ref"] for layer in properties["Layers"]]
+        assert len(layer_refs) == 1
+        assert transformed["Resources"][layer_refs[0]]["Type"] == "AWS::Lambda::LayerVersion"
+
+    schedules = {
+        name: rule
+        for name, rule in resources_of_type(transformed, "AWS::Events::Rule").items()
+        if "ScheduleExpression" in rule["Properties"]
+    }
+    targets = {}
+    for rule in schedules.values():
+        assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+        (target,) = rule["Properties"]["Targets"]
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+        assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["EventDeliveryDeadLetterQueue", "Arn"]}
+        targets[target["Arn"]["Fn::GetAtt"][0]] = rule
+    assert set(targets) == set(functions), "one one-minute schedule per function"
+
+
+def test_layer_is_built_from_shared_with_python312() -> None:
+    (layer,) = resources_of_type(load_template(), "AWS::Serverless::LayerVersion").values()
+    assert layer["Properties"]["ContentUri"] == "shared/"
+    assert layer["Metadata"]["BuildMethod"] == "python3.12"
+    assert layer["Metadata"]["BuildArchitecture"] == "arm64"
+    assert (ROOT / "shared" / "requirements.txt").is_file()
+
+
+def test_functions_carry_powertools_and_tidegauge_environment(transformed: dict[str, Any]) -> None:
+    services = {"CollectSqsFunction": "collect_sqs", "CollectCloudWatchFunction": "collect_cloudwatch"}
+    for name, function in resources_of_type(transformed, "AWS::Lambda::Function").items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["POWERTOOLS_SERVICE_NAME"] == services[name]
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "tidegauge"
+        assert variables["LOG_LEVEL"] == {"Ref": "LogLevel"}
+        assert variables["TIDEGAUGE_CONFIG_PARAMETER"] == {"Ref": "ConfigParameterName"}
+        assert {"TIDEGAUGE_REDIS_URL", "TIDEGAUGE_REDIS_SECRET"} <= set(variables)
+
+
+def test_event_rule_targets_both_functions_on_collect_events_and_alarms(transformed: dict[str, Any]) -> None:
+    rule = transformed["Resources"]["CollectOnEventRule"]["Properties"]
+    custom, alarm = rule["EventPattern"]["$or"]
+    assert custom == {"source": ["tidegauge"], "detail-type": ["tidegauge.collect"]}
+    assert alarm["source"] == ["aws.cloudwatch"]
+    assert alarm["detail-type"] == ["CloudWatch Alarm State Change"]
+    for detail in branches(alarm["detail"]):
+        assert detail["state"] == {"value": ["ALARM"]}
+    target_functions = {target["Arn"]["Fn::GetAtt"][0] for target in rule["Targets"]}
+    assert target_functions == {"CollectSqsFunction", "CollectCloudWatchFunction"}
+    for target in rule["Targets"]:
+        assert "DeadLetterConfig" in target and "RetryPolicy" in target
+    permissions = resources_of_type(transformed, "AWS::Lambda::Permission").values()
+    allowed = {
+        p["Properties"]["FunctionName"]["Ref"]
+        for p in permissions
+        if p["Properties"].get("SourceArn") == {"Fn::GetAtt": ["CollectOnEventRule", "Arn"]}
+    }
+    assert allowed == target_functions
+
+
+def test_iam_grants_only_the_listed_actions(transformed: dict[str, Any]) -> None:
+    for name, role in function_roles(transformed).items():
+        for statement in statements(role):
+            assert statement["Effect"] == "Allow"
+            assert "NotAction" not in statement and "NotResource" not in statement
+            actions = as_list(statement["Action"])
+            assert not [a for a in actions if "*" in a], f"{name}: wildcard action in {statement}"
+            assert set(actions) <= ALLOWED_ACTIONS, (
+                f"{name}: unexpected actions {set(actions) - ALLOWED_ACTIONS}"
+            )
+            for resource in branches(statement["Resource"]):
+                if resource == "*":
+                    assert set(actions) <= ACTIONS_ON_ANY_RESOURCE, f"{name}: {actions} on every resource"
+        managed = {arn.split(":policy/", 1)[1] for arn in role["Properties"]["ManagedPolicyArns"]}
+        assert managed == EXPECTED_MANAGED_POLICIES, f"{name}: managed policies {managed}"
+
+
+def test_each_collector_gets_only_its_source_permissions(transformed: dict[str, Any]) -> None:
+    granted = {
+        name: {action for s in statements(role) for action in as_list(s["Action"])}
+        for name, role in function_roles(transformed).items()
+    }
+    common = {"ssm:GetParameter", "secretsmanager:GetSecretValue", "sts:AssumeRole", "sqs:SendMessage"}
+    assert granted["CollectSqsFunction"] == common | {
+        "sqs:GetQueueAttributes",
+        "sqs:ListQueueTags",
+        "sqs:GetQueueUrl",
+        "sqs:ListQueues",
+    }
+    assert granted["CollectCloudWatchFunction"] == common | {"cloudwatch:GetMetricData"}
+
+
+def test_queue_reads_are_limited_to_the_queue_arn_pattern(transformed: dict[str, Any]) -> None:
+    role = function_roles(transformed)["CollectSqsFunction"]
+    (statement,) = [s for s in statements(role) if "sqs:GetQueueAttributes" in as_list(s["Action"])]
+    resources = list(branches(statement["Resource"]))
+    assert {"Ref": "QueueArnPattern"} in resources
+    assert {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:*"} in resources
+
+
+def test_send_message_only_reaches_the_failure_queue(transformed: dict[str, Any]) -> None:
+    for role in function_roles(transformed).values():
+        for statement in statements(role):
+            if "sqs:SendMessage" in as_list(statement["Action"]):
+                assert statement["Resource"] == {"Fn::GetAtt": ["InvocationFailureQueue", "Arn"]}
+
+
+def test_assume_role_is_granted_only_with_role_arns(transformed: dict[str, Any]) -> None:
+    for role in function_roles(transformed).values():
+        for policy in role["Properties"]["Policies"]:
+            actions = {a for s in _document_statements(policy) for a in as_list(s["Action"])}
+            if "sts:AssumeRole" in actions:
+                assert policy["Fn::If"][0] == "HasAssumeRoles"
+                assert policy["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    conditions = transformed["Conditions"]
+    assert conditions["HasAssumeRoles"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "AssumeRoleArns"}]}, ""]}]
+    }
+
+
+def _document_statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for concrete in branches(policy) for s in concrete["PolicyDocument"]["Statement"]]
+
+
+def test_async_failures_go_to_the_failure_queue(transformed: dict[str, Any]) -> None:
+    configs = resources_of_type(transformed, "AWS::Lambda::EventInvokeConfig")
+    assert {c["Properties"]["FunctionName"]["Ref"] for c in configs.values()} == {
+        "CollectSqsFunction",
+        "CollectCloudWatchFunction",
+    }
+    for config in configs.values():
+        destination = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+        assert destination == {"Fn::GetAtt": ["InvocationFailureQueue", "Arn"]}
+
+
+def test_dead_letter_queue_admits_only_this_stacks_rules(transformed: dict[str, Any]) -> None:
+    policy = transformed["Resources"]["EventDeliveryDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]
+    (statement,) = policy["Statement"]
+    sources = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+    rule_names = {s["Fn::GetAtt"][0] for s in sources}
+    assert rule_names == set(resources_of_type(transformed, "AWS::Events::Rule"))
+
+
+def test_alarms_cover_errors_throttles_and_staleness(transformed: dict[str, Any]) -> None:
+    alarms = resources_of_type(transformed, "AWS::CloudWatch::Alarm").values()
+    by_metric: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for alarm in alarms:
+        properties = alarm["Properties"]
+        by_metric.setdefault((properties["Namespace"], properties["MetricName"]), []).append(properties)
+    for metric in ("Errors", "Throttles"):
+        functions = {p["Dimensions"][0]["Value"]["Ref"] for p in by_metric[("AWS/Lambda", metric)]}
+        assert functions == {"CollectSqsFunction", "CollectCloudWatchFunction"}
+    for service in ("collect_sqs", "collect_cloudwatch"):
+        (stale,) = [
+            p
+            for p in by_metric[("tidegauge", "SamplesWritten")]
+            if p["Dimensions"] == [{"Name": "service", "Value": service}]
+        ]
+        assert stale["Statistic"] == "Sum" and stale["Period"] == 300
+        assert stale["ComparisonOperator"] == "LessThanThreshold" and stale["Threshold"] == 1
+        assert stale["TreatMissingData"] == "breaching"
+        (errors,) = [
+            p
+            for p in by_metric[("tidegauge", "CollectionErrors")]
+            if p["Dimensions"] == [{"Name": "service", "Value": service}]
+        ]
+        assert errors["ComparisonOperator"] == "GreaterThanThreshold" and errors["Threshold"] == 0
+        (age,) = [
+            p
+            for p in by_metric[("tidegauge", "NewestSampleAgeSeconds")]
+            if p["Dimensions"] == [{"Name": "service", "Value": service}]
+        ]
+        assert age["Statistic"] == "Maximum"
+        assert age["Threshold"] == {"Ref": "StalenessThresholdSeconds"}
+
+
+def test_cache_is_created_only_without_a_redis_url() -> None:
+    template = load_template()
+    cache_types = {
+        "AWS::ElastiCache::ServerlessCache",
+        "AWS::ElastiCache::User",
+        "AWS::ElastiCache::UserGroup",
+        "AWS::SecretsManager::Secret",
+        "AWS::EC2::SecurityGroup",
+    }
+    for name, resource in template["Resources"].items():
+        if resource["Type"] in cache_types:
+            assert resource.get("Condition") == "CreateCache", f"{name} must depend on CreateCache"
+    assert template["Conditions"]["CreateCache"] == {"Fn::Equals": [{"Ref": "RedisUrl"}, ""]}
+    (cache,) = resources_of_type(template, "AWS::ElastiCache::ServerlessCache").values()
+    assert cache["Properties"]["Engine"] == "valkey"
+    assert cache["Properties"]["UserGroupId"] == {"Ref": "CacheUserGroup"}
+    url = template["Globals"]["Function"]["Environment"]["Variables"]["TIDEGAUGE_REDIS_URL"]
+    created, existing = url["Fn::If"][1:]
+    assert created["Fn::Sub"].startswith("rediss://"), "ElastiCache Serverless only accepts TLS"
+    assert existing == {"Ref": "RedisUrl"}
+
+
+def test_outputs_cover_what_the_cluster_side_needs() -> None:
+    outputs = load_template()["Outputs"]
+    needed = {
+        "SharedLayerArn",
+        "CollectSqsFunctionArn",
+        "CollectCloudWatchFunctionArn",
+        "CollectSqsFunctionRoleArn",
+        "CollectCloudWatchFunctionRoleArn",
+        "CollectOnEventRuleArn",
+        "InvocationFailureQueueArn",
+        "EventDeliveryDeadLetterQueueArn",
+        "ConfigParameterName",
+        "RedisUrl",
+        "RedisSecretArn",
+        "CacheSecurityGroupId",
+    }
+    assert needed <= set(outputs)
+
+
+def test_every_arn_of_the_stack_is_an_output(transformed: dict[str, Any]) -> None:
+    outputs = transformed["Outputs"]
+    exported = {
+        str(output["Value"].get("Fn::GetAtt", output["Value"].get("Ref", "")))
+        for output in outputs.values()
+        if isinstance(output["Value"], dict)
+    }
+    kinds_with_arns = {
+        "AWS::Lambda::Function",
+        "AWS::Events::Rule",
+        "AWS::SQS::Queue",
+        "AWS::CloudWatch::Alarm",
+    }
+    for name, resource in transformed["Resources"].items():
+        if resource["Type"] in kinds_with_arns:
+            assert str([name, "Arn"]) in exported, f"no output for the ARN of {name}"
+
+
+def test_samconfig_has_default_dev_and_prod_environments() -> None:
+    samconfig = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    parameters = set(load_template()["Parameters"])
+    assert samconfig["version"] == 0.1
+    stacks = set()
+    for environment in ("default", "dev", "prod"):
+        # sam merges the global section into every command's parameters
+        deploy = (
+            samconfig[environment].get("global", {}).get("parameters", {})
+            | samconfig[environment]["deploy"]["parameters"]
+        )
+        stacks.add(deploy["stack_name"])
+        assert "CAPABILITY_IAM" in as_list(deploy["capabilities"])
+        overrides = [o.split("=", 1)[0] for o in as_list(deploy.get("parameter_overrides", []))]
+        assert set(overrides) <= parameters, (
+            f"{environment}: unknown parameters {set(overrides) - parameters}"
+        )
+    assert len(stacks) == 3, "each environment deploys its own stack"
+
+
+def test_layer_requirements_are_pinned_within_the_project_ranges() -> None:
+    # GIVEN the layer's requirements and the ranges pyproject.toml declares for the same packages
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [
+        Requirement(r) for r in pyproject["dependencies"] + pyproject["optional-dependencies"]["lambda"]
+    ]
+    ranges = {r.name.lower(): r for r in declared}
+    pinned = [
+        Requirement(line)
+        for line in (ROOT / "shared" / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    # THEN every line is an exact pin, boto3 is left to the runtime, and each pin fits its range
+    names = {r.name.lower() for r in pinned}
+    assert {"redis", "pyyaml", "aws-lambda-powertools"} <= names
+    assert "boto3" not in names
+    for requirement in pinned:
+        (specifier,) = requirement.specifier
+        assert specifier.operator == "==", f"{requirement} is not pinned with =="
+        declared_range = ranges.get(requirement.name.lower())
+        if declared_range is not None:
+            assert declared_range.specifier.contains(specifier.version), f"{requirement} vs {declared_range}"
+    powertools = next(r for r in pinned if r.name.lower() == "aws-lambda-powertools")
+    assert "tracer" in powertools.extras
+
+
+def _operations(protocol: type) -> set[str]:
+    """boto3 method names of a client Protocol as IAM action names: get_queue_url -> GetQueueUrl."""
+    methods = [name for name in vars(protocol) if not name.startswith("_")]
+    return {"".join(part.title() for part in name.split("_")) for name in methods}
+
+
+@pytest.mark.parametrize(
+    ("function_name", "protocol_path", "service"),
+    [
+        ("CollectSqsFunction", "tidegauge.sources.sqs:SqsClient", "sqs"),
+        ("CollectCloudWatchFunction", "tidegauge.sources.cloudwatch:CloudWatchClient", "cloudwatch"),
+        ("CollectSqsFunction", "tidegauge.sources.aws:StsClient", "sts"),
+        ("CollectCloudWatchFunction", "tidegauge.sources.aws:StsClient", "sts"),
+    ],
+)
+def test_iam_grants_every_operation_the_collectors_call(
+    function_name: str, protocol_path: str, service: str, transformed: dict[str, Any]
+) -> None:
+    # GIVEN the client Protocol a collector is written against (the AWS calls it can make)
+    module_name, class_name = protocol_path.split(":")
+    protocol = getattr(importlib.import_module(module_name), class_name)
+    # THEN the function's role allows each of them (GetCallerIdentity needs no permission)
+    role = function_roles(transformed)[function_name]
+    granted = {action for s in statements(role) for action in as_list(s["Action"])}
+    needed = {f"{service}:{operation}" for operation in _operations(protocol)} - {"sts:GetCallerIdentity"}
+    assert needed <= granted, f"{function_name} lacks {needed - granted}"
