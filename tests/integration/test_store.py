@@ -165,3 +165,13 @@ def test_keys_of_one_metric_share_a_cluster_slot() -> None:
         key_slot(k.encode()) for k in (latest_key(metric), history_key(metric, "ab12"), meta_key(metric))
     }
     assert len(slots) == 1
+
+
+def test_repeated_reads_see_rewritten_values(store: Store) -> None:
+    # GIVEN a read that warmed the per-series cache
+    store.write([sqs("orders", "visible", 10, NOW)])
+    assert [s.value for s in store.read_latest("sqs_messages")] == [10.0]
+    # WHEN the series is rewritten THEN the next read returns the new value, not the cached one
+    store.write([sqs("orders", "visible", 11, NOW + 15)])
+    [sample] = store.read_latest("sqs_messages")
+    assert (sample.value, sample.timestamp) == (11.0, NOW + 15)
