@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +128,10 @@ class RedisServer:
     def _wait_ready(self) -> None:
         assert self._process is not None
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
+        # No client-side retries: each probe should answer (or fail) at once; this loop is the retry.
+        client = redis.Redis(
+            host="127.0.0.1", port=self.port, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+        )
         try:
             while time.monotonic() < deadline:
                 if self._process.poll() is not None:

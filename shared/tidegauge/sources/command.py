@@ -1,0 +1,163 @@
+"""``tidegauge collect --once | --loop``: the collectors outside Lambda (AWS, a moto server, LocalStack).
+
+One ``--once`` run is what one scheduled invocation does (rounds until quiet or ``--timeout``);
+``--loop`` starts one every ``--every`` seconds, like the EventBridge schedule. Each invocation prints
+its summary as one JSON line. Exit status: 0 all sources ok, 1 some queues/queries failed, 2 an
+invocation failed (invalid config, Redis unreachable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from tidegauge import environment
+from tidegauge.config import Config, ConfigError, Source, load_config
+from tidegauge.sources.aws import ClientFactory
+from tidegauge.sources.exceptions import CollectionError
+from tidegauge.sources.runner import Collector, connection_settings
+from tidegauge.store import Store, StoreError
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_SOURCE_FAILURES = 1
+EXIT_INVOCATION_FAILED = 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--once", action="store_true", help="run one invocation, as the schedule would")
+    mode.add_argument(
+        "--loop", action="store_true", help="run an invocation every --every seconds until Ctrl-C"
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help=f"YAML or JSON config file (default: ${environment.CONFIG_FILE})"
+    )
+    parser.add_argument(
+        "--source", action="append", default=[], metavar="NAME", help="collect only this source (repeatable)"
+    )
+    parser.add_argument("--kind", choices=("sqs", "cloudwatch"), help="collect only sources of this type")
+    parser.add_argument("--redis-url", metavar="URL", help=f"beats ${environment.REDIS_URL} and redis.url")
+    parser.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help=f"AWS endpoint, e.g. a moto server (beats ${environment.AWS_ENDPOINT_URL})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="time one invocation may take (default 60)",
+    )
+    parser.add_argument(
+        "--every",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="--loop: seconds between invocations (default 60)",
+    )
+    parser.add_argument(
+        "--duration", type=float, metavar="SECONDS", help="--loop: stop after this many seconds"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = _load(args.config, args.redis_url)
+        sources = select(config, args.source, args.kind)
+    except (ConfigError, CollectionError) as error:
+        print(f"tidegauge collect: {error}", file=sys.stderr)
+        return EXIT_INVOCATION_FAILED
+    factory = ClientFactory(endpoint_url=args.endpoint_url)
+    collector = Collector(factory)
+    if args.once:
+        return invoke(collector, config, sources, timeout_seconds=args.timeout)
+    return loop(
+        lambda: invoke(collector, config, sources, timeout_seconds=args.timeout),
+        every_seconds=args.every,
+        duration_seconds=args.duration,
+    )
+
+
+def _load(path: str | None, redis_url: str | None) -> Config:
+    path = path or os.environ.get(environment.CONFIG_FILE)
+    if not path:
+        raise CollectionError(f"no config: pass --config FILE or set {environment.CONFIG_FILE}")
+    return load_config(path, redis_url=redis_url)
+
+
+def select(config: Config, names: Sequence[str], kind: str | None) -> list[Source]:
+    """The sources to collect: all, or the named ones; optionally of one type only."""
+    if names:
+        try:
+            sources = [config.source(name) for name in dict.fromkeys(names)]
+        except KeyError as error:
+            raise CollectionError(str(error.args[0])) from None
+    else:
+        sources = list(config.sources)
+    return [source for source in sources if kind is None or source.kind == kind]
+
+
+def _secret(factory: ClientFactory, config: Config) -> str | None:
+    secret_id = os.environ.get(environment.REDIS_SECRET) or config.redis.password_secret
+    if not secret_id:
+        return None
+    try:
+        response = factory.client("secretsmanager", None).get_secret_value(SecretId=secret_id)
+    except Exception as error:  # any failure: the invocation cannot authenticate to Redis
+        raise CollectionError(f"cannot read the Redis secret {secret_id}: {error}") from error
+    return str(response["SecretString"])
+
+
+def invoke(collector: Collector, config: Config, sources: Sequence[Source], *, timeout_seconds: float) -> int:
+    """One invocation with a Lambda-like deadline; prints the summary as a JSON line."""
+    deadline = time.monotonic() + timeout_seconds
+    try:
+        settings = connection_settings(config.redis, _secret(collector.factory, config))
+        store = Store.connect(settings, history_length=config.redis.history_length)
+        try:
+            result = collector.collect(
+                store,
+                config,
+                sources,
+                remaining_time_ms=lambda: int((deadline - time.monotonic()) * 1000),
+            )
+        finally:
+            store.close()
+    except (CollectionError, StoreError) as error:
+        print(f"tidegauge collect: {error}", file=sys.stderr)
+        return EXIT_INVOCATION_FAILED
+    print(json.dumps(result.summary(), sort_keys=True), flush=True)
+    return EXIT_OK if result.ok else EXIT_SOURCE_FAILURES
+
+
+def loop(
+    invocation: Callable[[], int],
+    *,
+    every_seconds: float,
+    duration_seconds: float | None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Run ``invocation`` every ``every_seconds`` until Ctrl-C or ``duration_seconds``; worst exit status."""
+    started = clock()
+    worst = EXIT_OK
+    count = 0
+    try:
+        while True:
+            worst = max(worst, invocation())
+            count += 1
+            next_start = started + count * every_seconds
+            if duration_seconds is not None and next_start >= started + duration_seconds:
+                break
+            sleep(max(0.0, next_start - clock()))
+    except KeyboardInterrupt:
+        print(f"tidegauge collect: stopped after {count} invocations", file=sys.stderr)
+    return worst

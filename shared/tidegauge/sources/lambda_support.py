@@ -1,0 +1,209 @@
+"""What a collector handler needs in Lambda: config from SSM, the Redis AUTH token, EMF metrics.
+
+Powertools Parameters fetch both with caching (``CONFIG_MAX_AGE_SECONDS``, ``SECRET_MAX_AGE_SECONDS``),
+through clients of the collector's own factory, so those calls are counted with the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol
+
+from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
+
+from tidegauge import environment
+from tidegauge.config import Config, ConfigError, parse_config
+from tidegauge.redis_connection import ConnectionSettings
+from tidegauge.sources.aws import ClientFactory
+from tidegauge.sources.events import Trigger, parse_event, select_sources
+from tidegauge.sources.exceptions import CollectionError
+from tidegauge.sources.runner import Collector, InvocationResult, connection_settings
+from tidegauge.store import Store, StoreError
+
+logger = logging.getLogger(__name__)
+
+CONFIG_MAX_AGE_SECONDS = 300
+"""A config change in SSM reaches warm functions within five minutes."""
+SECRET_MAX_AGE_SECONDS = 300
+
+Kind = Literal["sqs", "cloudwatch"]
+
+
+class MetricsSink(Protocol):
+    """The part of Powertools ``Metrics`` used: EMF metrics with the default ``service`` dimension."""
+
+    def add_metric(self, name: str, unit: str, value: float) -> None: ...
+    def add_metadata(self, key: str, value: Any) -> None: ...
+
+
+class Annotator(Protocol):
+    """The part of Powertools ``Tracer`` used."""
+
+    def put_annotation(self, key: str, value: str) -> None: ...
+
+
+class RemainingTime(Protocol):
+    """The part of the Lambda context used."""
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+def record_metrics(metrics: MetricsSink, result: InvocationResult, api_calls: Mapping[str, int]) -> None:
+    """Emit one invocation's figures as EMF metrics (and per-operation calls as metadata)."""
+    metrics.add_metric("SamplesWritten", "Count", result.samples_written)
+    metrics.add_metric("CollectionErrors", "Count", result.errors)
+    metrics.add_metric("AwsApiCalls", "Count", sum(api_calls.values()))
+    metrics.add_metric("MetricsRequested", "Count", result.metrics_requested)
+    metrics.add_metric("CollectionDuration", "Seconds", result.duration_seconds)
+    metrics.add_metric("SamplingRounds", "Count", result.rounds)
+    metrics.add_metric("SeriesNoData", "Count", sum(status.series_no_data for status in result.statuses))
+    if result.newest_sample_at is not None:
+        age = max(0.0, result.finished_at - result.newest_sample_at)
+        metrics.add_metric("NewestSampleAgeSeconds", "Seconds", age)
+    metrics.add_metadata("api_calls", dict(api_calls))
+
+
+class LambdaCollector:
+    """A collector function's state across warm invocations: clients, caches, config, Redis connection."""
+
+    def __init__(
+        self,
+        kind: Kind,
+        *,
+        metrics: MetricsSink,
+        tracer: Annotator | None = None,
+        environ: Mapping[str, str] | None = None,
+        factory: ClientFactory | None = None,
+    ) -> None:
+        self.kind = kind
+        self.metrics = metrics
+        self.tracer = tracer
+        self.environ = os.environ if environ is None else environ
+        self.factory = factory or ClientFactory()
+        self.collector = Collector(self.factory)
+        self._ssm: SSMProvider | None = None
+        self._secrets: SecretsProvider | None = None
+        self._config: tuple[str, Config] | None = None
+        self._store: tuple[ConnectionSettings, int, Store] | None = None
+
+    def handle(self, event: Any, context: RemainingTime) -> dict[str, Any]:
+        """Collect what ``event`` asks for; raises CollectionError (after counting it) when it cannot."""
+        calls_before = self.factory.counter.snapshot()
+        try:
+            trigger = parse_event(event)
+            if self.tracer is not None:
+                self.tracer.put_annotation("trigger", trigger.kind)
+            config = self.load_config()
+            return self._collect(trigger, config, context, calls_before)
+        except CollectionError as error:
+            self.metrics.add_metric("CollectionErrors", "Count", 1)
+            logger.error("collection failed: %s", error)
+            raise
+
+    def _collect(
+        self, trigger: Trigger, config: Config, context: RemainingTime, calls_before: Any
+    ) -> dict[str, Any]:
+        own = [source for source in config.sources if source.kind == self.kind]
+        selection = select_sources(
+            trigger,
+            own,
+            configured_names=[source.name for source in config.sources],
+            known_queues=self.collector.sqs.discovery.known_queue_names,
+        )
+        summary: dict[str, Any] = {
+            "trigger": trigger.description,
+            "unknown_sources": list(selection.unknown_names),
+        }
+        if selection.unknown_names:
+            logger.error("event names unknown sources: %s", ", ".join(selection.unknown_names))
+            self.metrics.add_metric("CollectionErrors", "Count", len(selection.unknown_names))
+        if not selection.sources:
+            logger.warning("nothing to collect: no %s source matches %s", self.kind, trigger.description)
+            return {**summary, "ok": not selection.unknown_names, "sources": [], "samples_written": 0}
+        store = self.store(config)
+        result = self.collector.collect(
+            store,
+            config,
+            selection.sources,
+            remaining_time_ms=context.get_remaining_time_in_millis,
+            single_round=trigger.single_round,
+            force=trigger.single_round,
+        )
+        api_calls = self.factory.counter.snapshot().minus(calls_before).totals
+        record_metrics(self.metrics, result, api_calls)
+        for status in result.statuses:
+            if not status.ok:
+                logger.warning(
+                    "source %s: %d series failed: %s", status.source, status.series_failed, status.errors
+                )
+        summary.update(result.summary())
+        summary["api_calls"] = dict(api_calls)
+        return summary
+
+    def load_config(self) -> Config:
+        """The config in the SSM parameter ``TIDEGAUGE_CONFIG_PARAMETER`` names (cached; parsed on change)."""
+        name = self.environ.get(environment.CONFIG_PARAMETER, "")
+        if not name:
+            raise CollectionError(
+                f"{environment.CONFIG_PARAMETER} is not set: set it to the name of the SSM parameter "
+                "that holds the tidegauge configuration"
+            )
+        try:
+            text = _as_text(self._ssm_provider().get(name, max_age=CONFIG_MAX_AGE_SECONDS, decrypt=True))
+        except Exception as error:  # Powertools wraps every SSM failure; the message names the cause
+            raise CollectionError(f"cannot read the config parameter {name}: {error}") from error
+        if self._config is not None and self._config[0] == text:
+            return self._config[1]
+        try:
+            config = parse_config(text, origin=f"ssm:{name}", environ=self.environ)
+        except ConfigError as error:
+            raise CollectionError(f"invalid configuration:\n{error}") from error
+        self._config = (text, config)
+        return config
+
+    def redis_secret(self, config: Config) -> str | None:
+        """The Redis AUTH secret: ``TIDEGAUGE_REDIS_SECRET`` if set, else ``redis.password_secret``."""
+        secret_id = self.environ.get(environment.REDIS_SECRET) or config.redis.password_secret
+        if not secret_id:
+            return None
+        try:
+            return _as_text(self._secrets_provider().get(secret_id, max_age=SECRET_MAX_AGE_SECONDS))
+        except Exception as error:  # Powertools wraps every Secrets Manager failure
+            raise CollectionError(f"cannot read the Redis secret {secret_id}: {error}") from error
+
+    def store(self, config: Config) -> Store:
+        """A connected store, reused while the settings stay the same."""
+        settings = connection_settings(config.redis, self.redis_secret(config))
+        history = config.redis.history_length
+        if self._store is not None and self._store[:2] == (settings, history):
+            return self._store[2]
+        if self._store is not None:
+            self._store[2].close()
+        try:
+            store = Store.connect(settings, history_length=history)
+        except StoreError as error:
+            raise CollectionError(
+                f"cannot connect to Redis at {config.redis.redacted_url}: {error}"
+            ) from error
+        self._store = (settings, history, store)
+        return store
+
+    def _ssm_provider(self) -> SSMProvider:
+        if self._ssm is None:
+            self._ssm = SSMProvider(boto3_client=self.factory.client("ssm", None))
+        return self._ssm
+
+    def _secrets_provider(self) -> SecretsProvider:
+        if self._secrets is None:
+            self._secrets = SecretsProvider(boto3_client=self.factory.client("secretsmanager", None))
+        return self._secrets
+
+
+def _as_text(value: str | bytes | dict[str, Any] | None) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if not isinstance(value, str):
+        raise CollectionError(f"expected a text value, got {type(value).__name__}")
+    return value

@@ -1,0 +1,181 @@
+"""The CloudWatch collector handler on recorded events: mock AWS (SSM, CloudWatch, STS), real Redis."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.support.collectors import FakeClock, FakeLambdaContext, emf_records, load_event, load_handler
+from tidegauge.localredis import RedisServer
+from tidegauge.redis_connection import ConnectionSettings
+from tidegauge.sources.cloudwatch import align_down
+from tidegauge.store import Store
+
+REGION = "eu-west-1"
+PARAMETER = "/tidegauge/config"
+CONFIG = """
+version: 1
+redis: {url: "redis://127.0.0.1:6379/0"}
+sources:
+  - name: orders
+    type: sqs
+    region: eu-west-1
+    queues: {names: [orders]}
+  - name: shop-db
+    type: cloudwatch
+    region: eu-west-1
+    queries:
+      - preset: aurora_db_load
+        identifier: shop
+      - preset: aurora_cpu
+        identifier: shop
+      - preset: aurora_connections
+        identifier: shop
+  - name: reports-db
+    type: cloudwatch
+    region: eu-west-1
+    account: "210987654321"
+    queries:
+      - preset: rds_cpu
+        identifier: reports
+"""
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    package_logger = logging.getLogger("tidegauge")
+    saved = (list(package_logger.handlers), package_logger.propagate, package_logger.level)
+    yield
+    package_logger.handlers, package_logger.propagate, package_logger.level = saved[0], saved[1], saved[2]
+
+
+@pytest.fixture
+def cloudwatch(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, restore_logging: None
+) -> Iterator[Any]:
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "TIDEGAUGE_REDIS_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "collect-cloudwatch")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "tidegauge")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setenv("TIDEGAUGE_CONFIG_PARAMETER", PARAMETER)
+    monkeypatch.setenv("TIDEGAUGE_REDIS_URL", redis_server.url)
+    with mock_aws():
+        boto3.client("ssm", region_name=REGION).put_parameter(Name=PARAMETER, Value=CONFIG, Type="String")
+        yield boto3.client("cloudwatch", region_name=REGION)
+
+
+@pytest.fixture
+def store(redis_server: RedisServer) -> Iterator[Store]:
+    store = Store.connect(ConnectionSettings(redis_server.url))
+    store.client.flushall()  # type: ignore[attr-defined]
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(align_down(time.time(), 60) + 20)
+
+
+@pytest.fixture
+def app(cloudwatch: Any, clock: FakeClock) -> ModuleType:
+    module = load_handler("collect_cloudwatch")
+    module.collector.collector.clock = clock
+    module.collector.collector.sleep = clock.sleep
+    return module
+
+
+def put_rds(
+    cloudwatch: Any, name: str, dimension: str, identifier: str, timestamp: float, value: float
+) -> None:
+    cloudwatch.put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {
+                "MetricName": name,
+                "Dimensions": [{"Name": dimension, "Value": identifier}],
+                "Value": value,
+                "Timestamp": datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC),
+            }
+        ],
+    )
+
+
+def test_scheduled_event_fetches_all_queries_in_one_call(
+    app: ModuleType, cloudwatch: Any, store: Store, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN CPU of both databases in the last complete minute, an idle cluster (no DBLoad) and no
+    # connection data at all
+    minute = align_down(clock.now, 60)
+    put_rds(cloudwatch, "CPUUtilization", "DBClusterIdentifier", "shop", minute - 50, 41.5)
+    put_rds(cloudwatch, "CPUUtilization", "DBInstanceIdentifier", "reports", minute - 50, 12.0)
+
+    # WHEN the scheduled event is handled
+    summary = app.lambda_handler(load_event("scheduled.json"), FakeLambdaContext(clock=clock))
+
+    # THEN the four queries of both sources went into one GetMetricData call, in one round
+    assert summary["api_calls"] == {"GetParameter": 1, "GetCallerIdentity": 1, "GetMetricData": 1}
+    assert (summary["rounds"], summary["metrics_requested"], summary["series_no_data"]) == (1, 4, 1)
+    # AND values carry the datapoint's own timestamp, labels, and idle DBLoad reads as 0
+    cpu = store.read_latest("aurora_cpu_percent")[0]
+    assert (cpu.value, cpu.timestamp) == (41.5, minute - 60)
+    assert cpu.labels == {"cluster": "shop", "region": REGION, "account": "123456789012"}
+    load = store.read_latest("aurora_db_load")[0]
+    assert (load.value, load.timestamp) == (0.0, minute - 60)
+    assert store.read_latest("rds_cpu_percent")[0].labels["account"] == "210987654321"
+    assert store.read_latest("aurora_connections") == []
+    # AND the status tells no data apart from failures, and what each source cost
+    statuses = store.read_statuses()
+    shop = statuses["shop-db"]
+    assert (shop.ok, shop.samples_written, shop.series_no_data, shop.series_failed) == (True, 2, 1, 0)
+    assert (shop.metrics_requested, statuses["reports-db"].metrics_requested) == (3, 1)
+    assert shop.api_calls == {"GetCallerIdentity": 1, "GetMetricData": 1}
+    (record,) = emf_records(capsys.readouterr().out)
+    assert (record["MetricsRequested"], record["SeriesNoData"]) == ([4.0], [1.0])
+    assert record["NewestSampleAgeSeconds"] == [80.0]
+
+
+def test_db_load_alarm_collects_that_database_at_once_even_if_fetched(
+    app: ModuleType, cloudwatch: Any, store: Store, clock: FakeClock
+) -> None:
+    # GIVEN a schedule that already fetched this minute, then new DBLoad data for the shop cluster
+    minute = align_down(clock.now, 60)
+    app.lambda_handler(load_event("scheduled.json"), FakeLambdaContext(clock=clock))
+    put_rds(cloudwatch, "DBLoad", "DBClusterIdentifier", "shop", minute - 40, 6.1)
+    clock.now += 5
+
+    # WHEN the DBLoad alarm state change arrives
+    summary = app.lambda_handler(load_event("alarm_state_change_dbload.json"), FakeLambdaContext(clock=clock))
+
+    # THEN only shop-db is collected, forced, and the fresh value replaces the idle 0
+    assert summary["sources"] == ["shop-db"]
+    assert summary["metrics_requested"] == 3
+    assert store.read_latest("aurora_db_load")[0].value == 6.1
+
+
+def test_second_schedule_in_the_same_minute_fetches_nothing(
+    app: ModuleType, cloudwatch: Any, store: Store, clock: FakeClock
+) -> None:
+    # GIVEN a scheduled invocation that fetched every query
+    put_rds(cloudwatch, "CPUUtilization", "DBClusterIdentifier", "shop", align_down(clock.now, 60) - 50, 41.5)
+    app.lambda_handler(load_event("scheduled.json"), FakeLambdaContext(clock=clock))
+
+    # WHEN another scheduled invocation runs before a new minute completed
+    clock.now += 10
+    summary = app.lambda_handler(load_event("scheduled.json"), FakeLambdaContext(clock=clock))
+
+    # THEN no metric was requested again: CloudWatch data only changes once per period
+    assert summary["metrics_requested"] == 0
+    assert "GetMetricData" not in summary["api_calls"]
