@@ -236,3 +236,17 @@ def test_stats_of_a_run_without_backlog_drain_in_no_time() -> None:
 
     # THEN nothing had to drain and nothing scaled
     assert (stats.peak_backlog, stats.drain_seconds, stats.scale_ups, stats.scale_downs) == (0, 0.0, 0, 0)
+
+
+def test_summary_separates_the_collectors_calls_from_the_workload_s() -> None:
+    # GIVEN the collectors' calls and the simulated workload's own
+    collectors = {"GetQueueAttributes": 40, "GetMetricData": 12}
+    workload = {"SendMessageBatch": 300, "ReceiveMessage": 500}
+
+    # WHEN the run is summarised with both
+    text = summary(SYNTHETIC, collectors, None, workload_calls=workload)
+
+    # THEN each total is labelled with whose calls they are
+    assert "AWS calls      52 by the collectors (GetQueueAttributes 40, GetMetricData 12)\n" in text
+    workload_line = "800 by the simulated workload, not tidegauge (ReceiveMessage 500, SendMessageBatch 300)"
+    assert f"\n{' ' * 17}{workload_line}\n" in text

@@ -179,16 +179,19 @@ def summary(
     timeline: Sequence[TimelinePoint],
     aws_calls: Mapping[str, int],
     chart_path: Path | None,
+    *,
+    workload_calls: Mapping[str, int] | None = None,
 ) -> str:
-    """The end-of-run report: backlog peak and drain, scaling, AWS calls per operation, chart path."""
+    """The end-of-run report: backlog peak and drain, scaling, AWS calls per operation, chart path.
+
+    With ``workload_calls`` (the simulated producers' and consumers' own calls), ``aws_calls`` are
+    labelled as the collectors' and the two are shown on separate lines.
+    """
     stats = timeline_stats(timeline)
     if stats.drain_seconds is None:
         drained = "not drained before the end of the run"
     else:
         drained = f"{stats.drain_seconds:.0f} s (from the peak to below {DRAINED_FRACTION:.0%} of it)"
-    total_calls = sum(aws_calls.values())
-    by_count = sorted(aws_calls.items(), key=lambda item: (-item[1], item[0]))
-    calls = ", ".join(f"{operation} {count}" for operation, count in by_count)
     lines = [
         "Summary",
         f"  peak backlog   {stats.peak_backlog} messages at {format_clock(stats.peak_time)}",
@@ -196,7 +199,19 @@ def summary(
         f"  scale-ups      {stats.scale_ups}",
         f"  scale-downs    {stats.scale_downs}",
         f"  max replicas   {stats.max_desired} desired, {stats.max_ready} ready",
-        f"  AWS calls      {total_calls}" + (f" ({calls})" if calls else ""),
-        f"  chart          {chart_path if chart_path is not None else 'not drawn'}",
     ]
+    if workload_calls is None:
+        lines.append(f"  AWS calls      {_calls(aws_calls)}")
+    else:
+        lines.append(f"  AWS calls      {_calls(aws_calls, 'by the collectors')}")
+        lines.append(f"                 {_calls(workload_calls, 'by the simulated workload, not tidegauge')}")
+    lines.append(f"  chart          {chart_path if chart_path is not None else 'not drawn'}")
     return "\n".join(lines) + "\n"
+
+
+def _calls(calls: Mapping[str, int], label: str = "") -> str:
+    """``46 (SendMessageBatch 30, ReceiveMessage 12, ...)``: the total, then operations by count."""
+    by_count = sorted(calls.items(), key=lambda item: (-item[1], item[0]))
+    detail = ", ".join(f"{operation} {count}" for operation, count in by_count)
+    text = f"{sum(calls.values())}" + (f" {label}" if label else "")
+    return text + (f" ({detail})" if detail else "")
