@@ -35,6 +35,11 @@ class Issued:
     certificate_pem: bytes
     key_pem: bytes
 
+    def write(self, directory: Path, stem: str) -> tuple[str, str]:
+        """Write ``<stem>.crt`` and ``<stem>.key`` (owner-only) into ``directory``; return their paths."""
+        files = _write_pair(directory, stem, self)
+        return str(files.certificate), str(files.key)
+
 
 @dataclass(frozen=True)
 class CredentialFiles:
@@ -81,20 +86,21 @@ class CertificateAuthority:
 
     def issue_client(self, common_name: str, organizations: tuple[str, ...] = ()) -> Issued:
         """A client certificate (clientAuth): user = CN, groups = O, as Kubernetes reads them."""
-        return self._issue(common_name, organizations, ExtendedKeyUsageOID.CLIENT_AUTH, hosts=())
+        return self.issue(common_name, organizations)
 
     def issue_serving(self, common_name: str, hosts: tuple[str, ...] = SERVING_HOSTS) -> Issued:
         """A serving certificate (serverAuth) for ``hosts`` (IP addresses or DNS names)."""
-        return self._issue(common_name, (), ExtendedKeyUsageOID.SERVER_AUTH, hosts=hosts)
+        return self.issue(common_name, usages=(ExtendedKeyUsageOID.SERVER_AUTH,), hosts=hosts)
 
-    def _issue(
+    def issue(
         self,
         common_name: str,
-        organizations: tuple[str, ...],
-        usage: x509.ObjectIdentifier,
+        organizations: tuple[str, ...] = (),
         *,
-        hosts: tuple[str, ...],
+        usages: tuple[x509.ObjectIdentifier, ...] = (ExtendedKeyUsageOID.CLIENT_AUTH,),
+        hosts: tuple[str, ...] = (),
     ) -> Issued:
+        """A leaf certificate with these extended key usages and subject alternative names."""
         key = ec.generate_private_key(ec.SECP256R1())
         attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
         attributes += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, name) for name in organizations]
@@ -108,8 +114,9 @@ class CertificateAuthority:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=self._valid_days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
+        if usages:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
         if hosts:
             names: list[x509.GeneralName] = []
             for host in hosts:
