@@ -146,11 +146,11 @@ def _select(
     metric: str, entries: Mapping[str, str], selector: LabelMatcher | None, cache: _SeriesCache
 ) -> list[Sample]:
     samples: list[Sample] = []
-    for label_string, raw in entries.items():
+    # Sorting the canonical label strings is several times cheaper than sorting the label tuples.
+    for label_string in sorted(entries):
         labels, pairs = cache.labels(label_string)
         if selector is None or selector.matches(labels):
-            samples.append(cache.sample(metric, label_string, pairs, raw))
-    samples.sort(key=lambda sample: sample.key.labels)
+            samples.append(cache.sample(metric, label_string, pairs, entries[label_string]))
     return samples
 
 
@@ -306,7 +306,10 @@ class Store:
     # -- reading -----------------------------------------------------------------------------------
 
     def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
-        """The latest sample of every series of ``metric`` that ``selector`` selects, sorted by labels."""
+        """The latest sample of every series of ``metric`` that ``selector`` selects.
+
+        Sorted by canonical label string, so the order is stable from read to read.
+        """
         with translate_errors(f"read {metric}"):
             entries: dict[str, str] = self.client.hgetall(latest_key(metric))
         return _select(metric, entries, selector, self._cache)
