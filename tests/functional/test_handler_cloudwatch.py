@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import logging
 import time
 from collections.abc import Iterator
 from types import ModuleType
@@ -11,16 +10,13 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
+from tests.functional.conftest import REGION, lambda_environment_for
 from tests.support.collectors import FakeClock, FakeLambdaContext, emf_records, load_event, load_handler
 from tidegauge.localredis import RedisServer
-from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.sources.cloudwatch import align_down
 from tidegauge.store import Store
 
-REGION = "eu-west-1"
-PARAMETER = "/tidegauge/config"
 CONFIG = """
 version: 1
 redis: {url: "redis://127.0.0.1:6379/0"}
@@ -50,38 +46,11 @@ sources:
 
 
 @pytest.fixture
-def restore_logging() -> Iterator[None]:
-    package_logger = logging.getLogger("tidegauge")
-    saved = (list(package_logger.handlers), package_logger.propagate, package_logger.level)
-    yield
-    package_logger.handlers, package_logger.propagate, package_logger.level = saved[0], saved[1], saved[2]
-
-
-@pytest.fixture
 def cloudwatch(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, restore_logging: None
 ) -> Iterator[Any]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "TIDEGAUGE_REDIS_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "collect-cloudwatch")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "tidegauge")
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    monkeypatch.setenv("TIDEGAUGE_CONFIG_PARAMETER", PARAMETER)
-    monkeypatch.setenv("TIDEGAUGE_REDIS_URL", redis_server.url)
-    with mock_aws():
-        boto3.client("ssm", region_name=REGION).put_parameter(Name=PARAMETER, Value=CONFIG, Type="String")
+    with lambda_environment_for(monkeypatch, redis_server.url, service="collect-cloudwatch", config=CONFIG):
         yield boto3.client("cloudwatch", region_name=REGION)
-
-
-@pytest.fixture
-def store(redis_server: RedisServer) -> Iterator[Store]:
-    store = Store.connect(ConnectionSettings(redis_server.url))
-    store.client.flushall()  # type: ignore[attr-defined]
-    yield store
-    store.close()
 
 
 @pytest.fixture

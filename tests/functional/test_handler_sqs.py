@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Iterator
 from types import ModuleType
@@ -12,16 +11,14 @@ from typing import Any
 import boto3
 import pytest
 import redis
-from moto import mock_aws
 
+from tests.functional.conftest import PARAMETER, REGION, lambda_environment_for
 from tests.support.collectors import FakeClock, FakeLambdaContext, emf_records, load_event, load_handler
 from tidegauge.localredis import RedisServer, find_server_binary, free_port
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.sources.exceptions import CollectionError, UnrecognisedEventError
 from tidegauge.store import Store
 
-REGION = "eu-west-1"
-PARAMETER = "/tidegauge/config"
 CONFIG = """
 version: 1
 redis: {url: "redis://127.0.0.1:6379/0"}
@@ -45,39 +42,11 @@ sources:
 
 
 @pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """The handler module points the ``tidegauge`` logger at Powertools' JSON handler; undo that after."""
-    package_logger = logging.getLogger("tidegauge")
-    saved = (list(package_logger.handlers), package_logger.propagate, package_logger.level)
-    yield
-    package_logger.handlers, package_logger.propagate, package_logger.level = saved[0], saved[1], saved[2]
-
-
-@pytest.fixture
 def lambda_environment(
     monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer, restore_logging: None
 ) -> Iterator[None]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "TIDEGAUGE_REDIS_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "collect-sqs")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "tidegauge")
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    monkeypatch.setenv("TIDEGAUGE_CONFIG_PARAMETER", PARAMETER)
-    monkeypatch.setenv("TIDEGAUGE_REDIS_URL", redis_server.url)
-    with mock_aws():
-        boto3.client("ssm", region_name=REGION).put_parameter(Name=PARAMETER, Value=CONFIG, Type="String")
+    with lambda_environment_for(monkeypatch, redis_server.url, service="collect-sqs", config=CONFIG):
         yield
-
-
-@pytest.fixture
-def store(redis_server: RedisServer) -> Iterator[Store]:
-    store = Store.connect(ConnectionSettings(redis_server.url))
-    store.client.flushall()  # type: ignore[attr-defined]
-    yield store
-    store.close()
 
 
 @pytest.fixture
