@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto import mock_aws
 
+from tests.support.collectors import mock_aws_for
 from tidegauge.localredis import RedisServer
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.store import Store
@@ -32,17 +32,13 @@ def lambda_environment_for(
     monkeypatch: pytest.MonkeyPatch, redis_url: str, *, service: str, config: str
 ) -> Iterator[None]:
     """Set what the SAM template sets, then hold mock AWS open with the config in its SSM parameter."""
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "TIDEGAUGE_REDIS_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.delenv("TIDEGAUGE_REDIS_SECRET", raising=False)
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", service)
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "tidegauge")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("TIDEGAUGE_CONFIG_PARAMETER", PARAMETER)
     monkeypatch.setenv("TIDEGAUGE_REDIS_URL", redis_url)
-    with mock_aws():
+    with mock_aws_for(monkeypatch, REGION):
         boto3.client("ssm", region_name=REGION).put_parameter(Name=PARAMETER, Value=config, Type="String")
         yield
 

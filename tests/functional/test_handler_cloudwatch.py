@@ -60,10 +60,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def app(cloudwatch: Any, clock: FakeClock) -> ModuleType:
-    module = load_handler("collect_cloudwatch")
-    module.collector.collector.clock = clock
-    module.collector.collector.sleep = clock.sleep
-    return module
+    return load_handler("collect_cloudwatch", clock)
 
 
 def put_rds(

@@ -61,10 +61,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def app(lambda_environment: None, clock: FakeClock) -> ModuleType:
-    module = load_handler("collect_sqs")
-    module.collector.collector.clock = clock
-    module.collector.collector.sleep = clock.sleep
-    return module
+    return load_handler("collect_sqs", clock)
 
 
 def context(clock: FakeClock) -> FakeLambdaContext:

@@ -12,7 +12,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
 from botocore.awsrequest import AWSResponse
+from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,14 +60,32 @@ def load_event(name: str) -> dict[str, Any]:
     return loaded
 
 
-def load_handler(function: str) -> ModuleType:
-    """Import ``functions/<function>/app.py`` as a fresh module (both handlers are called ``app``)."""
+def load_handler(function: str, clock: FakeClock | None = None) -> ModuleType:
+    """Import ``functions/<function>/app.py`` as a fresh module (both handlers are called ``app``).
+
+    With ``clock``, the handler's collector reads time from it and sleeps on it.
+    """
     path = ROOT / "functions" / function / "app.py"
     spec = importlib.util.spec_from_file_location(f"tidegauge_test_{function}_app", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    if clock is not None:
+        module.collector.collector.clock = clock
+        module.collector.collector.sleep = clock.sleep
     return module
+
+
+@contextlib.contextmanager
+def mock_aws_for(monkeypatch: pytest.MonkeyPatch, region: str) -> Iterator[None]:
+    """moto's in-process AWS with fake credentials, and no endpoint or profile from the caller's shell."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    with mock_aws():
+        yield
 
 
 def emf_records(output: str) -> list[dict[str, Any]]:

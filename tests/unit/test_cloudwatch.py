@@ -12,9 +12,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
-from tests.support.collectors import FakeClock, inject_error
+from tests.support.collectors import FakeClock, inject_error, mock_aws_for
 from tidegauge.config import PRESETS, CloudWatchQuery, CloudWatchSource, MetricStatSpec
 from tidegauge.sources.aws import ClientFactory
 from tidegauge.sources.cloudwatch import (
@@ -67,11 +66,7 @@ def cw_source(*queries: CloudWatchQuery, name: str = "shop-db", lookback: int = 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
+    with mock_aws_for(monkeypatch, REGION):
         yield
 
 

@@ -8,9 +8,8 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from tests.support.collectors import FakeClock, body_contains, inject_error
+from tests.support.collectors import FakeClock, body_contains, inject_error, mock_aws_for
 from tidegauge.config import SqsSource
 from tidegauge.sources import sqs as sqs_module
 from tidegauge.sources.aws import ClientFactory
@@ -22,12 +21,7 @@ REGION = "eu-west-1"
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
+    with mock_aws_for(monkeypatch, REGION):
         yield
 
 
