@@ -34,6 +34,9 @@ INSTALL_HINT = (
 SERVER_ENV = "TIDEGAUGE_REDIS_SERVER"
 CLUSTER_SLOTS = 16384
 START_TIMEOUT_SECONDS = 15.0
+# A cluster node also listens on its port + 10000 (the cluster bus), so its own port must leave room.
+CLUSTER_BUS_OFFSET = 10000
+MAX_PORT = 65535
 
 
 class RedisServerNotFound(RuntimeError):
@@ -64,11 +67,19 @@ def find_server_binary() -> str:
     raise RedisServerNotFound(INSTALL_HINT)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_port(highest: int = MAX_PORT) -> int:
+    """A TCP port on 127.0.0.1, at most ``highest``, that was free a moment ago.
+
+    The kernel picks from its ephemeral range; picks above ``highest`` are thrown back (a cluster node
+    needs ``port + 10000`` free too, so it asks for ports up to 55535).
+    """
+    for _attempt in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port <= highest:
+            return port
+    raise RedisServerStartError(f"no free loopback port at or below {highest}")
 
 
 @dataclass
@@ -97,8 +108,15 @@ class RedisServer:
         """Start on ``port`` if one was given (e.g. to restart on the same port), else on a free one."""
         binary = self.binary or find_server_binary()
         last_error = ""
+        highest = MAX_PORT - CLUSTER_BUS_OFFSET if self.cluster_enabled else MAX_PORT
+        if self._requested_port > highest:
+            raise RedisServerStartError(
+                f"port {self._requested_port} is above {highest}: a cluster node needs port + "
+                f"{CLUSTER_BUS_OFFSET} for its cluster bus"
+            )
         for _attempt in range(3):
-            self.port = self._requested_port or free_port()
+            # A port we picked ourselves is picked anew on each attempt; a requested one is kept.
+            self.port = self._requested_port or free_port(highest)
             self._workdir = tempfile.TemporaryDirectory(prefix="tidegauge-redis-")
             args = [
                 binary,
