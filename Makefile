@@ -5,11 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 PY_DIRS := $(wildcard shared functions tests benchmarks)
 
-.PHONY: help venv test test-fast lint format demo bench clean
+.PHONY: help venv test test-fast check-artifacts lint format demo bench clean
 
 help:
 	@echo "make test   - run the test suite (starts its own Redis servers on loopback)"
 	@echo "make demo   - closed-loop autoscaling demo on embedded defaults (no AWS, no cluster)"
+	@echo "make check-artifacts - the Lambda layer and the server image's Python closure, from the pinned"
+	@echo "               requirements (downloads wheels from the package registry)"
 	@echo "make lint   - ruff and mypy --strict"
 	@echo "make bench  - benchmarks, results written to BENCHMARKS.md"
 
@@ -27,6 +29,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
+
+check-artifacts: $(STAMP)
+	$(BIN)/python -m pytest -m artifacts tests/artifacts
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(PY_DIRS)

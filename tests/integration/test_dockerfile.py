@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tomllib
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,7 +123,8 @@ def test_builder_never_compiles(stages: list[Stage]) -> None:
 def test_server_requirements_are_all_pinned() -> None:
     requirements = pinned_requirements(SERVER_REQUIREMENTS)
     names = {canonicalize_name(r.name) for r in requirements}
-    assert {"aiohttp", "kubernetes", "redis", "pyyaml"} <= names
+    assert {"aiohttp", "cryptography", "redis", "pyyaml"} <= names
+    assert "kubernetes" not in names, "the server has its own small API client"
     assert "tidegauge" not in names
     assert len(names) == len(requirements), "a package is listed twice"
     for requirement in requirements:
@@ -160,49 +159,9 @@ def test_pin_script_lists_the_server_closure_of_this_environment() -> None:
         Requirement(line) for line in result.stdout.splitlines() if line and not line.startswith("#")
     ]
     names = {canonicalize_name(r.name) for r in generated}
-    assert {"aiohttp", "kubernetes", "redis", "pyyaml", "multidict", "yarl"} <= names
+    assert {"aiohttp", "cryptography", "redis", "pyyaml", "multidict", "yarl"} <= names
     assert "boto3" not in names and "aws-lambda-powertools" not in names, "the server never needs AWS SDKs"
     assert all(str(r.specifier).startswith("==") for r in generated)
-
-
-@pytest.mark.parametrize("platform", ["manylinux2014_x86_64", "manylinux2014_aarch64"])
-def test_server_requirements_are_a_complete_closure_of_binary_wheels(platform: str, tmp_path: Path) -> None:
-    # GIVEN the pinned requirements, resolved by pip for the image's interpreter on each architecture
-    report = tmp_path / "report.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--dry-run",
-            "--ignore-installed",
-            "--only-binary=:all:",
-            "--platform",
-            platform,
-            "--python-version",
-            "3.12",
-            "--implementation",
-            "cp",
-            "--report",
-            str(report),
-            "-r",
-            str(SERVER_REQUIREMENTS),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    # THEN every package has a wheel (the builder needs no compiler) and nothing unlisted is pulled in
-    assert result.returncode == 0, result.stderr
-    resolved = {
-        canonicalize_name(item["metadata"]["name"]) for item in json.loads(report.read_text())["install"]
-    }
-    listed = {canonicalize_name(r.name) for r in pinned_requirements(SERVER_REQUIREMENTS)}
-    assert resolved == listed, f"missing from the file: {resolved - listed}"
 
 
 def glob_regex(pattern: str) -> str:
@@ -277,44 +236,3 @@ def test_dockerignore_keeps_everything_the_dockerfile_copies(
                     relative = file.relative_to(ROOT).as_posix()
                     if "__pycache__" not in relative:
                         assert not excluded(relative, ignore_patterns), f"{relative} is copied but ignored"
-
-
-def test_image_package_builds_from_the_build_context(tmp_path: Path, ignore_patterns: list[str]) -> None:
-    # GIVEN only the files .dockerignore lets into the build context
-    context = tmp_path / "context"
-    for file in ROOT.rglob("*"):
-        relative = file.relative_to(ROOT).as_posix()
-        if (
-            file.is_file()
-            and not relative.startswith((".venv/", ".git/"))
-            and not excluded(relative, ignore_patterns)
-        ):
-            (context / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(file, context / relative)
-    # WHEN the builder stage's command builds the tidegauge wheel there
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--wheel-dir",
-            str(tmp_path / "wheels"),
-            ".",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=context,
-        check=False,
-    )
-    # THEN the wheel has the server, the example config and the `tidegauge` command
-    assert result.returncode == 0, result.stderr
-    (wheel,) = (tmp_path / "wheels").glob("tidegauge-*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        names = set(archive.namelist())
-        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-        assert "tidegauge = tidegauge.cli:main" in archive.read(entry_points).decode()
-    assert {"tidegauge/cli.py", "tidegauge/server/command.py", "tidegauge/examples/config.yaml"} <= names
