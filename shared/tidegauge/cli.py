@@ -1,7 +1,12 @@
-"""The ``tidegauge`` command: ``serve``, ``collect``, ``metrics``, ``status``, ``demo``.
+"""The ``tidegauge`` command: ``serve``, ``collect``, ``metrics``, ``status``, ``config``, ``demo``.
 
 Each sub-command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``;
 they are imported only when chosen, so ``tidegauge metrics`` does not pay for aiohttp or boto3.
+
+The error contract of every sub-command is kept here, once: a known error (:mod:`tidegauge.errors`:
+configuration, selector, store, collection, usage) prints one ``tidegauge <command>: <what failed>. Fix:
+<what to do>`` message on stderr and exits 2 for a usage or configuration problem, 1 for a failure at run
+time; the traceback is printed only with ``--log-level DEBUG``. Argument errors are argparse's (exit 2).
 """
 
 from __future__ import annotations
@@ -10,21 +15,35 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
+
+from tidegauge import __version__
+from tidegauge.errors import TidegaugeError, explain
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("tidegauge.server.command", "run the aggregated metrics API server"),
     "collect": ("tidegauge.sources.command", "run the collectors outside Lambda (--once or --loop)"),
     "metrics": ("tidegauge.ops.metrics", "show metrics and series stored in Redis"),
     "status": ("tidegauge.ops.status", "show collector status and usage totals"),
+    "config": ("tidegauge.ops.config_check", "check a configuration without running anything"),
     "demo": ("tidegauge.demo.command", "closed-loop autoscaling demo on embedded defaults"),
 }
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+EXIT_INTERRUPTED = 130
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
+def build_parser(arguments: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser, with the arguments of the chosen sub-command only (the others stay unimported)."""
     parser = argparse.ArgumentParser(prog="tidegauge", description="Cloud signals for the Kubernetes HPA.")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument("--version", action="version", version=f"tidegauge {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="DEBUG (also prints tracebacks of known errors), INFO, WARNING or ERROR (default INFO)",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = next((a for a in arguments if a in COMMANDS), None)
     for name, (module_name, help_text) in COMMANDS.items():
@@ -33,10 +52,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             module = importlib.import_module(module_name)
             module.add_arguments(sub)
             sub.set_defaults(handler=module.run)
-    args = parser.parse_args(arguments)
-    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=args.log_level.upper(), format=log_format)
-    result: int = args.handler(args)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(arguments).parse_args(arguments)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        result: int = args.handler(args)
+    except TidegaugeError as error:
+        if args.log_level == "DEBUG":
+            traceback.print_exc()
+        print(f"tidegauge {args.command}: {explain(error)}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"tidegauge {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return result
 
 

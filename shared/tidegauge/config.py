@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 from tidegauge import environment
+from tidegauge.errors import UsageError
 from tidegauge.selectors import SelectorError, parse_selector
 
 SCHEMA_VERSION: Final = 1
@@ -47,7 +48,7 @@ class ConfigIssue:
         return f"{self.field}: {self.problem}. Fix: {self.fix}"
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """An invalid configuration; ``errors`` lists every issue found, ``field``/``fix`` are the first's."""
 
     def __init__(self, errors: Iterable[ConfigIssue], origin: str = "<string>") -> None:

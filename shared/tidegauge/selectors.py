@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 from urllib.parse import unquote_plus
 
+from tidegauge.errors import UsageError
+
 MAX_SELECTOR_LENGTH = 4096
 MAX_REQUIREMENTS = 100
 MAX_LABEL_NAME_LENGTH = 63
@@ -28,7 +30,7 @@ _SHOWN_TOKEN_LENGTH = 70
 _Matcher = Callable[[Mapping[str, str]], bool]
 
 
-class SelectorError(ValueError):
+class SelectorError(UsageError, ValueError):
     """A label selector that cannot be parsed or a requirement that is not valid; a client error (400)."""
 
 

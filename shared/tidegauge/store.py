@@ -5,7 +5,9 @@ for one metric is one transaction, on standalone Redis and on Redis Cluster alik
 
 - ``tg:{<metric>}:latest``          HASH   canonical label string -> ``{"v","t","c","src"}`` JSON
 - ``tg:{<metric>}:hist:<series id>`` STREAM entries ``v``, ``t``, ``c``; ``XADD MAXLEN ~ history_length``
-- ``tg:meta:{<metric>}``            HASH   ``unit``, ``description``, ``source``, ``updated_at``
+- ``tg:meta:{<metric>}``            HASH   ``unit``, ``description``, ``updated_at``, ``source:<name>`` per
+  source that wrote it (its last write time); a ``source`` field (older writers) is read when no
+  ``source:<name>`` field exists
 - ``tg:metrics``                    SET    metric names
 - ``tg:collectors``                 HASH   source name -> JSON status of its last run
 - ``tg:usage:{<source>}``           HASH   running totals (runs, samples, API calls, metrics, seconds)
@@ -25,6 +27,7 @@ from typing import Any, Protocol
 import redis
 import redis.exceptions
 
+from tidegauge.errors import OperationFailed
 from tidegauge.model import (
     CollectorStatus,
     HistoryPoint,
@@ -61,6 +64,10 @@ def meta_key(metric: str) -> str:
     return f"tg:meta:{{{metric}}}"
 
 
+SOURCE_FIELD_PREFIX = "source:"
+"""``tg:meta:{<metric>}`` field ``source:<name>``: when that source last wrote the metric (unix ts)."""
+
+
 def usage_key(source: str) -> str:
     return f"tg:usage:{{{source}}}"
 
@@ -75,12 +82,17 @@ class LabelMatcher(Protocol):
     def matches(self, labels: Mapping[str, str], /) -> bool: ...
 
 
-class StoreError(Exception):
+class StoreError(OperationFailed):
     """Redis answered with an error the caller cannot fix by retrying."""
 
 
 class StoreUnavailable(StoreError):
     """Redis could not be reached in time; retrying later may succeed."""
+
+    hint = (
+        "check the Redis URL (--redis-url, $TIDEGAUGE_REDIS_URL or redis.url in the config), that the server "
+        "runs and that this machine may reach it"
+    )
 
 
 @contextlib.contextmanager
@@ -155,11 +167,15 @@ def _select(
 
 
 def _metric_info(name: str, meta: Mapping[str, str], series_count: int) -> MetricInfo:
+    sources = sorted(
+        field.removeprefix(SOURCE_FIELD_PREFIX) for field in meta if field.startswith(SOURCE_FIELD_PREFIX)
+    )
     return MetricInfo(
         name=name,
         unit=meta.get("unit", ""),
         description=meta.get("description", ""),
-        source=meta.get("source", ""),
+        # Every source that has written the metric; "source" is what writers before "source:<name>" kept.
+        source=",".join(sources) if sources else meta.get("source", ""),
         updated_at=float(meta.get("updated_at", 0.0)),
         series_count=series_count,
     )
@@ -274,8 +290,10 @@ class Store:
                         pipe.hset(key, mapping={name: encode_sample(s) for name, s in fresh.items()})
                         self._append_history(pipe, metric, fresh)
                         newest = max(s.collected_at for s in fresh.values())
-                        sources = sorted({s.source for s in fresh.values() if s.source})
-                        meta = {"updated_at": newest, "source": ",".join(sources)}
+                        meta: dict[str, float] = {"updated_at": newest}
+                        for sample in fresh.values():
+                            if sample.source:
+                                meta[SOURCE_FIELD_PREFIX + sample.source] = sample.collected_at
                         pipe.hset(meta_key(metric), mapping=meta)
                     pipe.execute()
                     return len(fresh)

@@ -259,8 +259,8 @@ def test_redis_down_fails_with_a_clear_message(
     # WHEN the collector runs
     code = main(["collect", "--once", "--config", str(config_file), "--redis-url", url])
 
-    # THEN it fails with status 2 and says why, never a silent success
-    assert code == 2
+    # THEN it fails with status 1 (a run-time failure) and says why, never a silent success
+    assert code == 1
     error = capsys.readouterr().err
     assert "Redis unreachable" in error and "127.0.0.1" in error
 

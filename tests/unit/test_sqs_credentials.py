@@ -10,9 +10,8 @@ import botocore.credentials
 import pytest
 
 from tidegauge.config import RedisSettings
+from tidegauge.redis_settings import SecretFormatError, connection_settings
 from tidegauge.sources.aws import ApiCallCounter, assume_role_refresher
-from tidegauge.sources.exceptions import CollectionError
-from tidegauge.sources.runner import connection_settings
 
 ROLE = "arn:aws:iam::210987654321:role/tidegauge-reader"
 
@@ -109,7 +108,7 @@ REDIS = RedisSettings(url="rediss://tidegauge@cache.example:6379")
 def test_redis_secret_is_a_bare_password_or_json(secret: str, username: str | None, password: str) -> None:
     # GIVEN a secret string in one of the accepted shapes
     # WHEN connection settings are built from it
-    settings = connection_settings(REDIS, secret)
+    settings = connection_settings(REDIS, secret=secret, environ={})
 
     # THEN the password (and username) are taken from it; a non-JSON string is the password itself
     assert (settings.username, settings.password) == (username, password)
@@ -119,5 +118,5 @@ def test_redis_secret_json_without_password_is_rejected() -> None:
     # GIVEN a JSON secret without a password field
     # WHEN connection settings are built
     # THEN the error names the missing field
-    with pytest.raises(CollectionError, match="'password'"):
-        connection_settings(REDIS, '{"user": "app"}')
+    with pytest.raises(SecretFormatError, match="'password'"):
+        connection_settings(REDIS, secret='{"user": "app"}', environ={})

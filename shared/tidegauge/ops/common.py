@@ -1,44 +1,65 @@
-"""Options and connection shared by the operator commands."""
+"""Options, connection and rendering shared by the operator commands."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
+from dataclasses import dataclass
 
 from tidegauge import environment
-from tidegauge.redis_connection import ConnectionSettings
+from tidegauge.config import Config, Defaults, RedisSettings, load_config
+from tidegauge.errors import UsageError
+from tidegauge.quantity import QuantityError, format_quantity
+from tidegauge.redis_settings import connection_settings, secret_id
 from tidegauge.store import Store
 
 
 def add_redis_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--redis-url", help=f"Redis URL (default: ${environment.REDIS_URL} or the config's)")
+    parser.add_argument(
+        "--redis-url", help=f"Redis URL (beats ${environment.REDIS_URL}, which beats the config's redis.url)"
+    )
     parser.add_argument("--config", help=f"config file (default: ${environment.CONFIG_FILE})")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def open_store(args: argparse.Namespace) -> Store:
-    """The store named by ``--redis-url``, else the environment, else the config file."""
+@dataclass(frozen=True)
+class Target:
+    """The store an operator command reads, and the config it was found through (if any)."""
+
+    store: Store
+    config: Config | None
+
+    def max_age_seconds(self, metric: str) -> float:
+        """The age past which the server refuses a series of ``metric`` as stale (its own rule)."""
+        if self.config is None:
+            return Defaults().max_age_seconds
+        return self.config.metric_policy(metric).max_age_seconds
+
+
+def redis_settings(args: argparse.Namespace) -> tuple[RedisSettings, Config | None]:
+    """``--redis-url``, else ``$TIDEGAUGE_REDIS_URL``, else the config file's ``redis`` section."""
     url = args.redis_url or os.environ.get(environment.REDIS_URL)
     config_path = args.config or os.environ.get(environment.CONFIG_FILE)
-    if url:
-        return Store.connect(ConnectionSettings(url))
     if config_path:
-        from tidegauge.config import load_config
+        config = load_config(config_path, redis_url=args.redis_url)
+        return config.redis, config
+    if url:
+        return RedisSettings(url=url), None
+    raise UsageError(f"say where Redis is: --redis-url URL, ${environment.REDIS_URL} or --config FILE")
 
-        redis_settings = load_config(config_path).redis
-        return Store.connect(
-            ConnectionSettings(
-                redis_settings.url,
-                cluster=redis_settings.cluster,
-                username=redis_settings.username,
-                tls_ca_file=redis_settings.tls_ca_file,
-                socket_timeout_seconds=redis_settings.socket_timeout_seconds,
-            )
-        )
-    raise SystemExit(
-        f"tidegauge: say where Redis is: --redis-url URL, ${environment.REDIS_URL} or --config FILE"
-    )
+
+def open_target(args: argparse.Namespace) -> Target:
+    """Connect as every tidegauge command does: URL, cluster mode, TLS CA, password or AUTH secret."""
+    redis, config = redis_settings(args)
+    secret = None
+    name = secret_id(redis)
+    if name:
+        from tidegauge.sources.aws import ClientFactory, read_secret  # boto3 only when a secret is named
+
+        secret = read_secret(ClientFactory(), name)
+    return Target(Store.connect(connection_settings(redis, secret=secret)), config)
 
 
 def age(unix_seconds: float, now: float | None = None) -> str:
@@ -50,6 +71,28 @@ def age(unix_seconds: float, now: float | None = None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f}m"
     return f"{seconds / 3600:.1f}h"
+
+
+def plain_number(value: float) -> str:
+    """A value as a person reads it: whole numbers in full below 1e15, others to 6 significant digits."""
+    value = float(value)
+    if math.isfinite(value) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+def quantity_if_different(value: float) -> str:
+    """The Kubernetes quantity the server would answer, or "" when it reads the same as the number."""
+    try:
+        quantity = format_quantity(value)
+    except QuantityError:
+        return "(not servable)"
+    return "" if quantity == plain_number(value) else quantity
+
+
+def integral(number: float) -> int | float:
+    """Counters as integers (JSON ``3``, not ``3.0``); other numbers unchanged."""
+    return int(number) if float(number).is_integer() else number
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

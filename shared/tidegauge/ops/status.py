@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import json
 
-from tidegauge.ops.common import add_redis_arguments, age, open_store, table
+from tidegauge.ops.common import add_redis_arguments, age, integral, open_target, table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    store = open_target(args).store
     try:
         statuses = store.read_statuses()
         usage = {source: store.read_usage(source) for source in statuses}
@@ -22,11 +22,14 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     exit_code = 0 if all(status.ok for status in statuses.values()) else 1
     if args.json:
-        print(
-            json.dumps(
-                {s: {"last_run": dataclasses.asdict(v), "usage": usage[s]} for s, v in statuses.items()}
-            )
-        )
+        report = {
+            source: {
+                "last_run": dataclasses.asdict(status),
+                "usage": {name: integral(value) for name, value in usage[source].items()},
+            }
+            for source, status in statuses.items()
+        }
+        print(json.dumps(report))
         return exit_code
     rows = [
         [

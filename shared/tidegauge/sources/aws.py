@@ -21,6 +21,8 @@ import botocore.exceptions
 import botocore.session
 from botocore.config import Config
 
+from tidegauge.sources.exceptions import CollectionError
+
 if TYPE_CHECKING:
     from mypy_boto3_sts.type_defs import AssumeRoleRequestTypeDef, AssumeRoleResponseTypeDef
 
@@ -247,3 +249,21 @@ class ClientFactory:
             session = boto3.session.Session(botocore_session=core, region_name=region)
             self._role_sessions[(region, role_arn)] = session
         return session
+
+
+def read_secret(factory: ClientFactory, secret_id: str) -> str:
+    """The text of a Secrets Manager secret (e.g. the Redis AUTH token), for commands run outside Lambda."""
+    try:
+        response = factory.client("secretsmanager", None).get_secret_value(SecretId=secret_id)
+    except Exception as error:  # any failure: the caller cannot authenticate with it
+        raise CollectionError(f"cannot read the secret {secret_id}: {error}") from error
+    return str(response["SecretString"])
+
+
+def read_parameter(factory: ClientFactory, name: str) -> str:
+    """The (decrypted) value of an SSM parameter, e.g. the collectors' configuration."""
+    try:
+        response = factory.client("ssm", None).get_parameter(Name=name, WithDecryption=True)
+    except Exception as error:  # any failure: the value cannot be had now
+        raise CollectionError(f"cannot read the SSM parameter {name}: {error}") from error
+    return str(response["Parameter"]["Value"])

@@ -2,8 +2,10 @@
 
 One ``--once`` run is what one scheduled invocation does (rounds until quiet or ``--timeout``);
 ``--loop`` starts one every ``--every`` seconds, like the EventBridge schedule. Each invocation prints
-its summary as one JSON line. Exit status: 0 all sources ok, 1 some queues/queries failed, 2 an
-invocation failed (invalid config, Redis unreachable).
+its summary as one JSON line. Exit status (the ``tidegauge`` contract): 0 all sources ok; 1 some
+queues/queries failed, or an invocation failed (Redis unreachable, the AUTH secret unreadable); 2 a usage
+or configuration error (bad flags, invalid config). A failed invocation in ``--loop`` is reported on stderr
+and the loop goes on, as the schedule would.
 """
 
 from __future__ import annotations
@@ -17,17 +19,28 @@ import time
 from collections.abc import Callable, Sequence
 
 from tidegauge import environment
-from tidegauge.config import Config, ConfigError, Source, load_config
-from tidegauge.sources.aws import ClientFactory
-from tidegauge.sources.exceptions import CollectionError
-from tidegauge.sources.runner import Collector, connection_settings
-from tidegauge.store import Store, StoreError
+from tidegauge.config import Config, Source, load_config
+from tidegauge.errors import TidegaugeError, UsageError, explain
+from tidegauge.redis_settings import connection_settings, secret_id
+from tidegauge.sources.aws import ClientFactory, read_secret
+from tidegauge.sources.runner import Collector
+from tidegauge.store import Store
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
-EXIT_SOURCE_FAILURES = 1
-EXIT_INVOCATION_FAILED = 2
+EXIT_FAILED = 1
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a number of seconds greater than zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds greater than 0")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,36 +64,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=60.0,
         metavar="SECONDS",
         help="time one invocation may take (default 60)",
     )
     parser.add_argument(
         "--every",
-        type=float,
+        type=positive_seconds,
         default=60.0,
         metavar="SECONDS",
         help="--loop: seconds between invocations (default 60)",
     )
     parser.add_argument(
-        "--duration", type=float, metavar="SECONDS", help="--loop: stop after this many seconds"
+        "--duration", type=positive_seconds, metavar="SECONDS", help="--loop: stop after this many seconds"
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = _load(args.config, args.redis_url)
-        sources = select(config, args.source, args.kind)
-    except (ConfigError, CollectionError) as error:
-        print(f"tidegauge collect: {error}", file=sys.stderr)
-        return EXIT_INVOCATION_FAILED
-    factory = ClientFactory(endpoint_url=args.endpoint_url)
-    collector = Collector(factory)
+    if args.once and args.duration is not None:
+        raise UsageError("--duration applies to --loop only")
+    config = _load(args.config, args.redis_url)
+    sources = select(config, args.source, args.kind)
+    collector = Collector(ClientFactory(endpoint_url=args.endpoint_url))
     if args.once:
         return invoke(collector, config, sources, timeout_seconds=args.timeout)
     return loop(
-        lambda: invoke(collector, config, sources, timeout_seconds=args.timeout),
+        lambda: _reported(lambda: invoke(collector, config, sources, timeout_seconds=args.timeout)),
         every_seconds=args.every,
         duration_seconds=args.duration,
     )
@@ -89,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
 def _load(path: str | None, redis_url: str | None) -> Config:
     path = path or os.environ.get(environment.CONFIG_FILE)
     if not path:
-        raise CollectionError(f"no config: pass --config FILE or set {environment.CONFIG_FILE}")
+        raise UsageError(f"no config: pass --config FILE or set ${environment.CONFIG_FILE}")
     return load_config(path, redis_url=redis_url)
 
 
@@ -99,43 +109,44 @@ def select(config: Config, names: Sequence[str], kind: str | None) -> list[Sourc
         try:
             sources = [config.source(name) for name in dict.fromkeys(names)]
         except KeyError as error:
-            raise CollectionError(str(error.args[0])) from None
+            raise UsageError(str(error.args[0])) from None
     else:
         sources = list(config.sources)
     return [source for source in sources if kind is None or source.kind == kind]
 
 
-def _secret(factory: ClientFactory, config: Config) -> str | None:
-    secret_id = os.environ.get(environment.REDIS_SECRET) or config.redis.password_secret
-    if not secret_id:
-        return None
-    try:
-        response = factory.client("secretsmanager", None).get_secret_value(SecretId=secret_id)
-    except Exception as error:  # any failure: the invocation cannot authenticate to Redis
-        raise CollectionError(f"cannot read the Redis secret {secret_id}: {error}") from error
-    return str(response["SecretString"])
-
-
 def invoke(collector: Collector, config: Config, sources: Sequence[Source], *, timeout_seconds: float) -> int:
-    """One invocation with a Lambda-like deadline; prints the summary as a JSON line."""
+    """One invocation with a Lambda-like deadline; prints the summary as a JSON line.
+
+    Raises what stops the whole invocation (Redis unreachable, the secret unreadable); a failing queue or
+    query only makes the result 1.
+    """
     deadline = time.monotonic() + timeout_seconds
+    name = secret_id(config.redis)
+    secret = read_secret(collector.factory, name) if name else None
+    store = Store.connect(
+        connection_settings(config.redis, secret=secret), history_length=config.redis.history_length
+    )
     try:
-        settings = connection_settings(config.redis, _secret(collector.factory, config))
-        store = Store.connect(settings, history_length=config.redis.history_length)
-        try:
-            result = collector.collect(
-                store,
-                config,
-                sources,
-                remaining_time_ms=lambda: int((deadline - time.monotonic()) * 1000),
-            )
-        finally:
-            store.close()
-    except (CollectionError, StoreError) as error:
-        print(f"tidegauge collect: {error}", file=sys.stderr)
-        return EXIT_INVOCATION_FAILED
+        result = collector.collect(
+            store,
+            config,
+            sources,
+            remaining_time_ms=lambda: int((deadline - time.monotonic()) * 1000),
+        )
+    finally:
+        store.close()
     print(json.dumps(result.summary(), sort_keys=True), flush=True)
-    return EXIT_OK if result.ok else EXIT_SOURCE_FAILURES
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _reported(invocation: Callable[[], int]) -> int:
+    """Run one invocation of a loop; a failure is reported on stderr and counts as 1, the loop goes on."""
+    try:
+        return invocation()
+    except TidegaugeError as error:
+        print(f"tidegauge collect: {explain(error)}", file=sys.stderr, flush=True)
+        return EXIT_FAILED
 
 
 def loop(
@@ -147,6 +158,8 @@ def loop(
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Run ``invocation`` every ``every_seconds`` until Ctrl-C or ``duration_seconds``; worst exit status."""
+    if not every_seconds > 0:
+        raise UsageError(f"--every must be greater than 0 seconds, not {every_seconds:g}")
     started = clock()
     worst = EXIT_OK
     count = 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from tidegauge.errors import OperationFailed
 
-class CollectionError(Exception):
+
+class CollectionError(OperationFailed):
     """The invocation cannot do its job (Redis unreachable, invalid config, bad event): fail it.
 
     Lambda then retries the invocation or hands it to its on-failure destination; a collector never

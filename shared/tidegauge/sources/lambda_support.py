@@ -16,10 +16,11 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvi
 from tidegauge import environment
 from tidegauge.config import Config, ConfigError, parse_config
 from tidegauge.redis_connection import ConnectionSettings
+from tidegauge.redis_settings import SecretFormatError, connection_settings
 from tidegauge.sources.aws import ClientFactory
 from tidegauge.sources.events import Trigger, parse_event, select_sources
 from tidegauge.sources.exceptions import CollectionError
-from tidegauge.sources.runner import Collector, InvocationResult, connection_settings
+from tidegauge.sources.runner import Collector, InvocationResult
 from tidegauge.store import Store, StoreError
 
 logger = logging.getLogger(__name__)
@@ -175,7 +176,12 @@ class LambdaCollector:
 
     def store(self, config: Config) -> Store:
         """A connected store, reused while the settings stay the same."""
-        settings = connection_settings(config.redis, self.redis_secret(config))
+        try:
+            settings = connection_settings(
+                config.redis, secret=self.redis_secret(config), environ=self.environ
+            )
+        except SecretFormatError as error:
+            raise CollectionError(str(error)) from error
         history = config.redis.history_length
         if self._store is not None and self._store[:2] == (settings, history):
             return self._store[2]

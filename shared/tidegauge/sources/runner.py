@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -10,9 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from tidegauge.config import PRESETS, CloudWatchSource, Config, RedisSettings, Source, SqsSource
+from tidegauge.config import PRESETS, CloudWatchSource, Config, Source, SqsSource
 from tidegauge.model import CollectorStatus, SeriesKey
-from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.sources.aws import ClientFactory
 from tidegauge.sources.collectors import CloudWatchCollector, SqsCollector
 from tidegauge.sources.exceptions import CollectionError
@@ -23,38 +21,6 @@ from tidegauge.store import Store, StoreError
 logger = logging.getLogger(__name__)
 
 SQS_DESCRIPTION = "approximate messages in an SQS queue, by state (visible, in_flight, delayed)"
-
-
-def connection_settings(redis: RedisSettings, secret: str | None = None) -> ConnectionSettings:
-    """Connection settings from the config, with the AUTH token from a Secrets Manager secret if given.
-
-    The secret is either the bare token or a JSON object with ``password`` (and optional ``username``,
-    which the config's ``redis.username`` beats).
-    """
-    username, password = redis.username, None
-    if secret is not None:
-        parsed: Any = None
-        if secret.lstrip().startswith("{"):
-            try:
-                parsed = json.loads(secret)
-            except json.JSONDecodeError:
-                parsed = None
-        if isinstance(parsed, Mapping):
-            if not isinstance(parsed.get("password"), str):
-                raise CollectionError("the Redis secret is a JSON object without a string 'password' field")
-            password = parsed["password"]
-            if username is None and isinstance(parsed.get("username"), str):
-                username = parsed["username"]
-        else:
-            password = secret
-    return ConnectionSettings(
-        url=redis.url,
-        cluster=redis.cluster,
-        username=username,
-        password=password,
-        tls_ca_file=redis.tls_ca_file,
-        socket_timeout_seconds=redis.socket_timeout_seconds,
-    )
 
 
 @dataclass
