@@ -12,7 +12,7 @@ help:
 	@echo "make demo   - closed-loop autoscaling demo on embedded defaults (no AWS, no cluster)"
 	@echo "make check-artifacts - the Lambda layer and the server image's Python closure, from the pinned"
 	@echo "               requirements (downloads wheels from the package registry)"
-	@echo "make lint   - ruff and mypy --strict"
+	@echo "make lint   - ruff, mypy --strict and the import boundaries (import-linter)"
 	@echo "make bench  - benchmarks, results written to BENCHMARKS.md"
 
 $(STAMP): pyproject.toml
@@ -37,6 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix $(PY_DIRS)
