@@ -18,6 +18,8 @@ from packaging.requirements import Requirement
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
+from tidegauge.sources.lambda_support import IDLE_HEARTBEAT_METRIC
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 
@@ -282,19 +284,12 @@ def test_alarms_cover_errors_throttles_and_staleness(transformed: dict[str, Any]
     by_metric: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for alarm in alarms:
         properties = alarm["Properties"]
-        by_metric.setdefault((properties["Namespace"], properties["MetricName"]), []).append(properties)
+        if "MetricName" in properties:
+            by_metric.setdefault((properties["Namespace"], properties["MetricName"]), []).append(properties)
     for metric in ("Errors", "Throttles"):
         functions = {p["Dimensions"][0]["Value"]["Ref"] for p in by_metric[("AWS/Lambda", metric)]}
         assert functions == {"CollectSqsFunction", "CollectCloudWatchFunction"}
     for service in ("collect_sqs", "collect_cloudwatch"):
-        (stale,) = [
-            p
-            for p in by_metric[("tidegauge", "SamplesWritten")]
-            if p["Dimensions"] == [{"Name": "service", "Value": service}]
-        ]
-        assert stale["Statistic"] == "Sum" and stale["Period"] == 300
-        assert stale["ComparisonOperator"] == "LessThanThreshold" and stale["Threshold"] == 1
-        assert stale["TreatMissingData"] == "breaching"
         (errors,) = [
             p
             for p in by_metric[("tidegauge", "CollectionErrors")]
@@ -307,7 +302,111 @@ def test_alarms_cover_errors_throttles_and_staleness(transformed: dict[str, Any]
             if p["Dimensions"] == [{"Name": "service", "Value": service}]
         ]
         assert age["Statistic"] == "Maximum"
-        assert age["Threshold"] == {"Ref": "StalenessThresholdSeconds"}
+
+
+def _no_samples_alarm(transformed: dict[str, Any], service: str) -> dict[str, Any]:
+    (alarm,) = [
+        a["Properties"]
+        for a in resources_of_type(transformed, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["AlarmName"] == {"Fn::Sub": f"tidegauge-${{EnvironmentName}}-{service}-no-samples"}
+    ]
+    return alarm
+
+
+@pytest.mark.parametrize("service", ["collect_sqs", "collect_cloudwatch"])
+def test_no_samples_alarm_counts_samples_or_the_idle_heartbeat(
+    service: str, transformed: dict[str, Any]
+) -> None:
+    # GIVEN the no-samples alarm of one collector
+    alarm = _no_samples_alarm(transformed, service)
+    # THEN it sums, over 5 minutes, the samples written and the heartbeats of a function with nothing
+    # configured, both of this function only, and alarms below 1 or without any data
+    inputs = {m["Id"]: m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m}
+    names = {stat["Metric"]["MetricName"]: stat for stat in inputs.values()}
+    assert set(names) == {"SamplesWritten", IDLE_HEARTBEAT_METRIC}
+    for stat in names.values():
+        assert stat["Metric"]["Namespace"] == "tidegauge"
+        assert stat["Metric"]["Dimensions"] == [{"Name": "service", "Value": service}]
+        assert (stat["Stat"], stat["Period"]) == ("Sum", 300)
+    (expression,) = [m for m in alarm["Metrics"] if "Expression" in m]
+    assert expression["ReturnData"] is True
+    assert sorted(re.findall(r"FILL\((\w+), 0\)", expression["Expression"])) == sorted(inputs)
+    assert "+" in expression["Expression"]
+    assert alarm["ComparisonOperator"] == "LessThanThreshold" and alarm["Threshold"] == 1
+    assert alarm["TreatMissingData"] == "breaching"
+
+
+def test_sample_age_alarms_have_a_threshold_per_kind(transformed: dict[str, Any]) -> None:
+    # GIVEN the two sample-age alarms and the template's parameters
+    parameters = load_template()["Parameters"]
+    thresholds = {
+        a["Properties"]["Dimensions"][0]["Value"]: a["Properties"]["Threshold"]
+        for a in resources_of_type(transformed, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "NewestSampleAgeSeconds"
+    }
+    # THEN SQS and CloudWatch samples are judged by their own parameter
+    assert thresholds == {
+        "collect_sqs": {"Ref": "SqsStalenessThresholdSeconds"},
+        "collect_cloudwatch": {"Ref": "CloudWatchStalenessThresholdSeconds"},
+    }
+    assert "StalenessThresholdSeconds" not in parameters
+    # AND the CloudWatch default allows a 60-second datapoint its period and publishing delay
+    # (2 x period + 120 s), which the SQS default (a live reading) does not need
+    assert parameters["SqsStalenessThresholdSeconds"]["Default"] == 180
+    assert parameters["CloudWatchStalenessThresholdSeconds"]["Default"] >= 2 * 60 + 120
+    assert parameters["CloudWatchStalenessThresholdSeconds"]["Default"] > 180
+
+
+def test_failed_or_late_invocations_are_not_retried(transformed: dict[str, Any]) -> None:
+    # GIVEN the asynchronous invocation settings of both functions
+    configs = resources_of_type(transformed, "AWS::Lambda::EventInvokeConfig").values()
+    assert len(configs) == 2
+    for config in configs:
+        properties = config["Properties"]
+        # THEN a failed collection is not run again beside the next tick, and an event throttled for
+        # more than a minute is dropped (to the failure queue) rather than run late
+        assert properties["MaximumRetryAttempts"] == 0
+        assert properties["MaximumEventAgeInSeconds"] <= 60
+
+
+def test_collectors_run_with_a_small_reserved_concurrency(transformed: dict[str, Any]) -> None:
+    # GIVEN the concurrency parameter and both functions
+    parameter = load_template()["Parameters"]["CollectorReservedConcurrency"]
+    # THEN each function reserves it (an empty value reserves nothing), and the default is small
+    for function in resources_of_type(transformed, "AWS::Lambda::Function").values():
+        assert function["Properties"]["ReservedConcurrentExecutions"] == {
+            "Fn::If": [
+                "HasReservedConcurrency",
+                {"Ref": "CollectorReservedConcurrency"},
+                {"Ref": "AWS::NoValue"},
+            ]
+        }
+    assert transformed["Conditions"]["HasReservedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "CollectorReservedConcurrency"}, ""]}]
+    }
+    assert 2 <= int(parameter["Default"]) <= 5
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.match("") and pattern.match("3")
+    assert not pattern.match("0"), "0 would stop the collectors altogether"
+
+
+def test_cache_user_accepts_a_second_password_only_during_a_rotation(transformed: dict[str, Any]) -> None:
+    # GIVEN the created cache user and the rotation parameter
+    parameter = load_template()["Parameters"]["CacheSecondPasswordStage"]
+    passwords = transformed["Resources"]["CacheUser"]["Properties"]["AuthenticationMode"]["Passwords"]
+    condition, rotating, normal = passwords["Fn::If"]
+    current = {"Fn::Sub": "{{resolve:secretsmanager:${RedisAuthSecret}:SecretString}}"}
+    # THEN normally only the secret's current version is accepted
+    assert condition == "CacheHasSecondPassword"
+    assert normal == [current]
+    # AND during a rotation also the version the parameter's staging label names (two at most)
+    second = "{{resolve:secretsmanager:${RedisAuthSecret}:SecretString::${CacheSecondPasswordStage}}}"
+    assert rotating == [current, {"Fn::Sub": second}]
+    assert parameter["Default"] == ""
+    assert set(parameter["AllowedValues"]) == {"", "AWSPENDING", "AWSPREVIOUS"}
+    assert transformed["Conditions"]["CacheHasSecondPassword"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "CacheSecondPasswordStage"}, ""]}]
+    }
 
 
 def test_cache_is_created_only_without_a_redis_url() -> None:

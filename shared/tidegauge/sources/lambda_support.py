@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 CONFIG_MAX_AGE_SECONDS = 300
 """A config change in SSM reaches warm functions within five minutes."""
 SECRET_MAX_AGE_SECONDS = 300
+IDLE_HEARTBEAT_METRIC = "IdleHeartbeat"
+"""EMF metric (1 per invocation) of a function the config gives no source of its kind; the stack's
+no-samples alarm counts it beside SamplesWritten."""
 
 Kind = Literal["sqs", "cloudwatch"]
 
@@ -112,7 +115,7 @@ class LambdaCollector:
         if not own:
             # Nothing of this kind is configured: say so every invocation, so the no-samples alarm
             # (missing data is breaching) tells "nothing to collect" from "not collecting".
-            self.metrics.add_metric("IdleHeartbeat", "Count", 1)
+            self.metrics.add_metric(IDLE_HEARTBEAT_METRIC, "Count", 1)
         selection = select_sources(
             trigger,
             own,
