@@ -10,11 +10,13 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
@@ -500,10 +502,9 @@ def test_layer_requirements_are_pinned_within_the_project_ranges() -> None:
         for line in (ROOT / "shared" / "requirements.txt").read_text().splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
-    # THEN every line is an exact pin, boto3 is left to the runtime, and each pin fits its range
+    # THEN every line is an exact pin, and each pin fits its range
     names = {r.name.lower() for r in pinned}
     assert {"redis", "pyyaml", "aws-lambda-powertools"} <= names
-    assert "boto3" not in names
     for requirement in pinned:
         (specifier,) = requirement.specifier
         assert specifier.operator == "==", f"{requirement} is not pinned with =="
@@ -512,6 +513,49 @@ def test_layer_requirements_are_pinned_within_the_project_ranges() -> None:
             assert declared_range.specifier.contains(specifier.version), f"{requirement} vs {declared_range}"
     powertools = next(r for r in pinned if r.name.lower() == "aws-lambda-powertools")
     assert "tracer" in powertools.extras
+
+
+def _layer_pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "shared" / "requirements.txt").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            requirement = Requirement(line)
+            (specifier,) = requirement.specifier
+            pins[canonicalize_name(requirement.name)] = specifier.version
+    return pins
+
+
+def _requirement_of(distribution: str, dependency: str) -> Requirement:
+    """``distribution``'s (installed) requirement on ``dependency``, extras-only entries left out."""
+    for line in metadata.requires(distribution) or []:
+        requirement = Requirement(line)
+        if canonicalize_name(requirement.name) == dependency and requirement.marker is None:
+            return requirement
+    raise AssertionError(f"{distribution} does not require {dependency}")
+
+
+def test_layer_ships_a_boto3_botocore_s3transfer_set_that_boto3_supports() -> None:
+    # GIVEN the layer's pins: botocore must be there (aws-xray-sdk requires it) and, coming before the
+    # runtime on sys.path, it is the botocore every boto3 in the function uses
+    pins = _layer_pins()
+    assert {"boto3", "botocore", "s3transfer"} <= set(pins), "pin boto3 and s3transfer beside botocore"
+    # AND the metadata of exactly those versions, from the test environment (offline)
+    for name in ("boto3", "botocore", "s3transfer"):
+        installed = metadata.version(name)
+        assert installed == pins[name], f"the test environment has {name} {installed}"
+    # THEN boto3 accepts the pinned botocore and s3transfer, s3transfer and aws-xray-sdk the botocore
+    for distribution, dependency in (
+        ("boto3", "botocore"),
+        ("boto3", "s3transfer"),
+        ("boto3", "jmespath"),
+        ("s3transfer", "botocore"),
+        ("aws-xray-sdk", "botocore"),
+    ):
+        requirement = _requirement_of(distribution, dependency)
+        assert requirement.specifier.contains(pins[dependency]), (
+            f"{distribution} {pins.get(distribution, '')} requires {requirement}, "
+            f"the layer pins {dependency}=={pins[dependency]}"
+        )
 
 
 def _operations(protocol: type) -> set[str]:
