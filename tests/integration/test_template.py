@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -584,3 +585,50 @@ def test_iam_grants_every_operation_the_collectors_call(
     granted = {action for s in statements(role) for action in as_list(s["Action"])}
     needed = {f"{service}:{operation}" for operation in _operations(protocol)} - {"sts:GetCallerIdentity"}
     assert needed <= granted, f"{function_name} lacks {needed - granted}"
+
+
+# Calls made through Powertools' providers, not through a client Protocol of the collectors.
+PROVIDER_CALLS = {"ssm": {"GetParameter"}, "secretsmanager": {"GetSecretValue"}}
+CLIENT_PROTOCOLS = {
+    "sqs": "tidegauge.sources.sqs:SqsClient",
+    "cloudwatch": "tidegauge.sources.cloudwatch:CloudWatchClient",
+    "sts": "tidegauge.sources.aws:StsClient",
+}
+
+
+def _readme_endpoint_table() -> dict[str, set[str]]:
+    """The README's no-NAT endpoint table: endpoint service -> the calls its row names (template
+    parameter names, also in backticks there, left out)."""
+    parameters = set(load_template()["Parameters"])
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### 3. Network without a NAT gateway", 1)[1].split("\n### ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        match = re.match(r"\| `com\.amazonaws\.<region>\.([a-z0-9-]+)` \|(.*)\|(.*)\|$", line)
+        if match:
+            rows[match.group(1)] = set(re.findall(r"`([A-Z][A-Za-z]+)`", match.group(3))) - parameters
+    return rows
+
+
+def test_readme_endpoint_table_names_every_call_of_every_collector_client() -> None:
+    # GIVEN every boto3 client the Lambda side of the collectors creates (the CLI's own are left out)
+    sources = ROOT / "shared" / "tidegauge" / "sources"
+    created = {
+        service
+        for path in sources.glob("*.py")
+        if path.name != "command.py"
+        for service in re.findall(r'\.client\(\s*"([a-z0-9-]+)"', path.read_text())
+    }
+    assert created == set(PROVIDER_CALLS) | set(CLIENT_PROTOCOLS)
+    # AND what each can call: its Protocol's methods, or the provider's one call
+    expected = {}
+    for service in created:
+        if service in CLIENT_PROTOCOLS:
+            module_name, class_name = CLIENT_PROTOCOLS[service].split(":")
+            calls = _operations(getattr(importlib.import_module(module_name), class_name))
+        else:
+            calls = PROVIDER_CALLS[service]
+        endpoint = botocore.session.get_session().get_service_model(service).endpoint_prefix
+        expected[endpoint] = calls
+    # THEN the README lists exactly those endpoint services, each with exactly those calls
+    assert _readme_endpoint_table() == expected
