@@ -180,15 +180,8 @@ def test_account_label_comes_from_the_function_arn_without_sts(
     assert store.read_latest("rds_cpu_percent")[0].labels["account"] == "210987654321"
 
 
-SQS_ONLY_CONFIG = """
-version: 1
-redis: {url: "redis://127.0.0.1:6379/0"}
-sources:
-  - name: orders
-    type: sqs
-    region: eu-west-1
-    queues: {names: [orders]}
-"""
+# The same document without its CloudWatch sources.
+SQS_ONLY_CONFIG = CONFIG[: CONFIG.index("  - name: shop-db")]
 
 
 def test_function_without_sources_of_its_kind_emits_a_heartbeat(
