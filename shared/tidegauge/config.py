@@ -952,7 +952,7 @@ def _build_config(data: Any, origin: str, url_override: tuple[str, str] | None) 
                 ConfigIssue(
                     field=_DOCUMENT,
                     problem="the configuration is empty",
-                    fix="start from examples/config.yaml",
+                    fix="start from shared/tidegauge/examples/config.yaml (in the tidegauge repository)",
                 )
             ],
             origin,

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import re
 import shutil
 import socket
 import ssl
 import subprocess
+import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,7 +193,7 @@ def test_every_rendered_object_validates_against_the_schemas(
     variant: str, renders: dict[str, list[dict[str, Any]]]
 ) -> None:
     objects = renders[variant]
-    assert len(objects) >= 13
+    assert len(objects) >= 12
     for document in objects:
         try:
             validate(document)
@@ -349,8 +351,8 @@ def test_config_map_holds_a_valid_configuration(renders: dict[str, list[dict[str
     text = config_map["data"]["config.yaml"]
     config = parse_config(text, "config.yaml", environ={"TIDEGAUGE_REDIS_URL": "rediss://redis.example:6379"})
     assert config.redis.url == "rediss://redis.example:6379"
-    role = only(renders["cert-manager"], "Role", "tidegauge-config-reader")
-    assert role["rules"][0]["resourceNames"] == [config_map["metadata"]["name"]]
+    # the stack's ElastiCache Serverless cache is always cluster mode: no guessing at start
+    assert config.redis.cluster is True
 
 
 # --- Service, APIService, RBAC, network -------------------------------------------------------------
@@ -403,8 +405,10 @@ def test_rbac_matches_the_contract(renders: dict[str, list[dict[str, Any]]]) -> 
     assert hpa["subjects"] == [
         {"kind": "ServiceAccount", "name": "horizontal-pod-autoscaler", "namespace": "kube-system"}
     ]
-    (config_binding,) = bindings("RoleBinding", "tidegauge-config-reader")
-    assert config_binding["subjects"] == [server]
+    # nothing else: the server reads its configuration from the mounted file, not through the API
+    roles = [o for o in objects if o["kind"] in {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}]
+    assert [o for o in roles if o["metadata"].get("namespace") == "tidegauge"] == []
+    assert len(roles) == 4
 
 
 def test_network_policy_admits_the_aggregator_and_scrapes_and_limits_egress(
@@ -422,6 +426,18 @@ def test_network_policy_admits_the_aggregator_and_scrapes_and_limits_egress(
     assert ingress == {(6443, False), (9090, True)}
     egress_ports = {(p["port"], p.get("protocol", "TCP")) for rule in policy["egress"] for p in rule["ports"]}
     assert egress_ports == {(6379, "TCP"), (53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP")}
+    # DNS goes only to the cluster DNS pods (or a node-local cache); only the peers outside the cluster
+    # whose addresses are not known in general (Redis, the API server) have no destination
+    (dns,) = [rule for rule in policy["egress"] if {p["port"] for p in rule["ports"]} == {53}]
+    assert dns["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        },
+        {"ipBlock": {"cidr": "169.254.20.10/32"}},
+    ]
+    anywhere = {p["port"] for rule in policy["egress"] if "to" not in rule for p in rule["ports"]}
+    assert anywhere == {6379, 443, 6443}
 
 
 def test_pod_disruption_budget_keeps_one_replica(renders: dict[str, list[dict[str, Any]]]) -> None:
@@ -569,3 +585,70 @@ def test_example_hpa_scales_on_an_external_metric(
     target = spec["external"]["target"]
     assert target["type"] == target_type
     assert set(target) == {"type", {"AverageValue": "averageValue", "Value": "value"}[target_type]}
+
+
+# --- the overlays the docs tell users to write --------------------------------------------------------
+
+OWN_CONFIG = """\
+version: 1
+redis: {cluster: true}
+sources:
+  - name: billing
+    type: sqs
+    region: eu-west-1
+    queues: {names: [billing]}
+"""
+
+
+def readme_yaml_block(first_line: str) -> str:
+    """The README's fenced yaml block (at any list indentation) that starts with ``first_line``."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = [
+        textwrap.dedent(match.group(2))
+        for match in re.finditer(r"^( *)```yaml\n(.*?)^\1```", readme, re.MULTILINE | re.DOTALL)
+    ]
+    found = [block for block in blocks if block.startswith(first_line + "\n")]
+    assert len(found) == 1, f"README.md has no single yaml block starting with {first_line!r}"
+    return found[0]
+
+
+def render_own_overlay(tmp_path: Path, kustomization: str) -> list[dict[str, Any]]:
+    """Render ``kustomization`` as k8s/overlays/mine (next to a copy of k8s/) with its own config.yaml."""
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy, ignore=shutil.ignore_patterns("certs", "api-service-ca-bundle.yaml"))
+    overlay = copy / "overlays" / "mine"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(kustomization)
+    (overlay / "config.yaml").write_text(OWN_CONFIG)
+    return render(overlay)
+
+
+def test_readme_overlay_snippet_renders_and_replaces_the_configuration(tmp_path: Path) -> None:
+    # GIVEN the README's "own overlay", written where its first line says, with a config of one's own
+    snippet = readme_yaml_block("# k8s/overlays/mine/kustomization.yaml")
+    # WHEN kubectl kustomize renders it
+    objects = render_own_overlay(tmp_path, snippet)
+    # THEN the server's ConfigMap holds that config, and the Deployment mounts that ConfigMap
+    config_map = only(objects, "ConfigMap")
+    assert config_map["metadata"]["namespace"] == "tidegauge"
+    assert config_map["data"] == {"config.yaml": OWN_CONFIG}
+    deployment = only(objects, "Deployment", "tidegauge")
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
+    assert the_container(deployment)["image"].endswith("/tidegauge-server:0.1.0")
+
+
+def test_config_comment_snippet_renders_in_an_overlay(tmp_path: Path) -> None:
+    # GIVEN the generator k8s/base/config.yaml's comment tells an overlay to use, uncommented
+    lines = (K8S / "base" / "config.yaml").read_text().splitlines()
+    start = lines.index("#   configMapGenerator:")
+    snippet = []
+    for line in lines[start:]:
+        if not line.startswith("#   "):
+            break
+        snippet.append(line[len("#   ") :])
+    kustomization = "resources:\n  - ../cert-manager\n" + "\n".join(snippet) + "\n"
+    # WHEN kubectl kustomize renders it
+    objects = render_own_overlay(tmp_path, kustomization)
+    # THEN it replaced the base's configuration
+    assert only(objects, "ConfigMap")["data"] == {"config.yaml": OWN_CONFIG}

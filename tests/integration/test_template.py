@@ -10,13 +10,18 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
+
+from tidegauge.sources.lambda_support import IDLE_HEARTBEAT_METRIC
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -282,19 +287,12 @@ def test_alarms_cover_errors_throttles_and_staleness(transformed: dict[str, Any]
     by_metric: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for alarm in alarms:
         properties = alarm["Properties"]
-        by_metric.setdefault((properties["Namespace"], properties["MetricName"]), []).append(properties)
+        if "MetricName" in properties:
+            by_metric.setdefault((properties["Namespace"], properties["MetricName"]), []).append(properties)
     for metric in ("Errors", "Throttles"):
         functions = {p["Dimensions"][0]["Value"]["Ref"] for p in by_metric[("AWS/Lambda", metric)]}
         assert functions == {"CollectSqsFunction", "CollectCloudWatchFunction"}
     for service in ("collect_sqs", "collect_cloudwatch"):
-        (stale,) = [
-            p
-            for p in by_metric[("tidegauge", "SamplesWritten")]
-            if p["Dimensions"] == [{"Name": "service", "Value": service}]
-        ]
-        assert stale["Statistic"] == "Sum" and stale["Period"] == 300
-        assert stale["ComparisonOperator"] == "LessThanThreshold" and stale["Threshold"] == 1
-        assert stale["TreatMissingData"] == "breaching"
         (errors,) = [
             p
             for p in by_metric[("tidegauge", "CollectionErrors")]
@@ -307,7 +305,111 @@ def test_alarms_cover_errors_throttles_and_staleness(transformed: dict[str, Any]
             if p["Dimensions"] == [{"Name": "service", "Value": service}]
         ]
         assert age["Statistic"] == "Maximum"
-        assert age["Threshold"] == {"Ref": "StalenessThresholdSeconds"}
+
+
+def _no_samples_alarm(transformed: dict[str, Any], service: str) -> dict[str, Any]:
+    (alarm,) = [
+        a["Properties"]
+        for a in resources_of_type(transformed, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["AlarmName"] == {"Fn::Sub": f"tidegauge-${{EnvironmentName}}-{service}-no-samples"}
+    ]
+    return alarm
+
+
+@pytest.mark.parametrize("service", ["collect_sqs", "collect_cloudwatch"])
+def test_no_samples_alarm_counts_samples_or_the_idle_heartbeat(
+    service: str, transformed: dict[str, Any]
+) -> None:
+    # GIVEN the no-samples alarm of one collector
+    alarm = _no_samples_alarm(transformed, service)
+    # THEN it sums, over 5 minutes, the samples written and the heartbeats of a function with nothing
+    # configured, both of this function only, and alarms below 1 or without any data
+    inputs = {m["Id"]: m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m}
+    names = {stat["Metric"]["MetricName"]: stat for stat in inputs.values()}
+    assert set(names) == {"SamplesWritten", IDLE_HEARTBEAT_METRIC}
+    for stat in names.values():
+        assert stat["Metric"]["Namespace"] == "tidegauge"
+        assert stat["Metric"]["Dimensions"] == [{"Name": "service", "Value": service}]
+        assert (stat["Stat"], stat["Period"]) == ("Sum", 300)
+    (expression,) = [m for m in alarm["Metrics"] if "Expression" in m]
+    assert expression["ReturnData"] is True
+    assert sorted(re.findall(r"FILL\((\w+), 0\)", expression["Expression"])) == sorted(inputs)
+    assert "+" in expression["Expression"]
+    assert alarm["ComparisonOperator"] == "LessThanThreshold" and alarm["Threshold"] == 1
+    assert alarm["TreatMissingData"] == "breaching"
+
+
+def test_sample_age_alarms_have_a_threshold_per_kind(transformed: dict[str, Any]) -> None:
+    # GIVEN the two sample-age alarms and the template's parameters
+    parameters = load_template()["Parameters"]
+    thresholds = {
+        a["Properties"]["Dimensions"][0]["Value"]: a["Properties"]["Threshold"]
+        for a in resources_of_type(transformed, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "NewestSampleAgeSeconds"
+    }
+    # THEN SQS and CloudWatch samples are judged by their own parameter
+    assert thresholds == {
+        "collect_sqs": {"Ref": "SqsStalenessThresholdSeconds"},
+        "collect_cloudwatch": {"Ref": "CloudWatchStalenessThresholdSeconds"},
+    }
+    assert "StalenessThresholdSeconds" not in parameters
+    # AND the CloudWatch default allows a 60-second datapoint its period and publishing delay
+    # (2 x period + 120 s), which the SQS default (a live reading) does not need
+    assert parameters["SqsStalenessThresholdSeconds"]["Default"] == 180
+    assert parameters["CloudWatchStalenessThresholdSeconds"]["Default"] >= 2 * 60 + 120
+    assert parameters["CloudWatchStalenessThresholdSeconds"]["Default"] > 180
+
+
+def test_failed_or_late_invocations_are_not_retried(transformed: dict[str, Any]) -> None:
+    # GIVEN the asynchronous invocation settings of both functions
+    configs = resources_of_type(transformed, "AWS::Lambda::EventInvokeConfig").values()
+    assert len(configs) == 2
+    for config in configs:
+        properties = config["Properties"]
+        # THEN a failed collection is not run again beside the next tick, and an event throttled for
+        # more than a minute is dropped (to the failure queue) rather than run late
+        assert properties["MaximumRetryAttempts"] == 0
+        assert properties["MaximumEventAgeInSeconds"] <= 60
+
+
+def test_collectors_run_with_a_small_reserved_concurrency(transformed: dict[str, Any]) -> None:
+    # GIVEN the concurrency parameter and both functions
+    parameter = load_template()["Parameters"]["CollectorReservedConcurrency"]
+    # THEN each function reserves it (an empty value reserves nothing), and the default is small
+    for function in resources_of_type(transformed, "AWS::Lambda::Function").values():
+        assert function["Properties"]["ReservedConcurrentExecutions"] == {
+            "Fn::If": [
+                "HasReservedConcurrency",
+                {"Ref": "CollectorReservedConcurrency"},
+                {"Ref": "AWS::NoValue"},
+            ]
+        }
+    assert transformed["Conditions"]["HasReservedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "CollectorReservedConcurrency"}, ""]}]
+    }
+    assert 2 <= int(parameter["Default"]) <= 5
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.match("") and pattern.match("3")
+    assert not pattern.match("0"), "0 would stop the collectors altogether"
+
+
+def test_cache_user_accepts_a_second_password_only_during_a_rotation(transformed: dict[str, Any]) -> None:
+    # GIVEN the created cache user and the rotation parameter
+    parameter = load_template()["Parameters"]["CacheSecondPasswordStage"]
+    passwords = transformed["Resources"]["CacheUser"]["Properties"]["AuthenticationMode"]["Passwords"]
+    condition, rotating, normal = passwords["Fn::If"]
+    current = {"Fn::Sub": "{{resolve:secretsmanager:${RedisAuthSecret}:SecretString}}"}
+    # THEN normally only the secret's current version is accepted
+    assert condition == "CacheHasSecondPassword"
+    assert normal == [current]
+    # AND during a rotation also the version the parameter's staging label names (two at most)
+    second = "{{resolve:secretsmanager:${RedisAuthSecret}:SecretString::${CacheSecondPasswordStage}}}"
+    assert rotating == [current, {"Fn::Sub": second}]
+    assert parameter["Default"] == ""
+    assert set(parameter["AllowedValues"]) == {"", "AWSPENDING", "AWSPREVIOUS"}
+    assert transformed["Conditions"]["CacheHasSecondPassword"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "CacheSecondPasswordStage"}, ""]}]
+    }
 
 
 def test_cache_is_created_only_without_a_redis_url() -> None:
@@ -401,10 +503,9 @@ def test_layer_requirements_are_pinned_within_the_project_ranges() -> None:
         for line in (ROOT / "shared" / "requirements.txt").read_text().splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
-    # THEN every line is an exact pin, boto3 is left to the runtime, and each pin fits its range
+    # THEN every line is an exact pin, and each pin fits its range
     names = {r.name.lower() for r in pinned}
     assert {"redis", "pyyaml", "aws-lambda-powertools"} <= names
-    assert "boto3" not in names
     for requirement in pinned:
         (specifier,) = requirement.specifier
         assert specifier.operator == "==", f"{requirement} is not pinned with =="
@@ -413,6 +514,49 @@ def test_layer_requirements_are_pinned_within_the_project_ranges() -> None:
             assert declared_range.specifier.contains(specifier.version), f"{requirement} vs {declared_range}"
     powertools = next(r for r in pinned if r.name.lower() == "aws-lambda-powertools")
     assert "tracer" in powertools.extras
+
+
+def _layer_pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "shared" / "requirements.txt").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            requirement = Requirement(line)
+            (specifier,) = requirement.specifier
+            pins[canonicalize_name(requirement.name)] = specifier.version
+    return pins
+
+
+def _requirement_of(distribution: str, dependency: str) -> Requirement:
+    """``distribution``'s (installed) requirement on ``dependency``, extras-only entries left out."""
+    for line in metadata.requires(distribution) or []:
+        requirement = Requirement(line)
+        if canonicalize_name(requirement.name) == dependency and requirement.marker is None:
+            return requirement
+    raise AssertionError(f"{distribution} does not require {dependency}")
+
+
+def test_layer_ships_a_boto3_botocore_s3transfer_set_that_boto3_supports() -> None:
+    # GIVEN the layer's pins: botocore must be there (aws-xray-sdk requires it) and, coming before the
+    # runtime on sys.path, it is the botocore every boto3 in the function uses
+    pins = _layer_pins()
+    assert {"boto3", "botocore", "s3transfer"} <= set(pins), "pin boto3 and s3transfer beside botocore"
+    # AND the metadata of exactly those versions, from the test environment (offline)
+    for name in ("boto3", "botocore", "s3transfer"):
+        installed = metadata.version(name)
+        assert installed == pins[name], f"the test environment has {name} {installed}"
+    # THEN boto3 accepts the pinned botocore and s3transfer, s3transfer and aws-xray-sdk the botocore
+    for distribution, dependency in (
+        ("boto3", "botocore"),
+        ("boto3", "s3transfer"),
+        ("boto3", "jmespath"),
+        ("s3transfer", "botocore"),
+        ("aws-xray-sdk", "botocore"),
+    ):
+        requirement = _requirement_of(distribution, dependency)
+        assert requirement.specifier.contains(pins[dependency]), (
+            f"{distribution} {pins.get(distribution, '')} requires {requirement}, "
+            f"the layer pins {dependency}=={pins[dependency]}"
+        )
 
 
 def _operations(protocol: type) -> set[str]:
@@ -441,3 +585,50 @@ def test_iam_grants_every_operation_the_collectors_call(
     granted = {action for s in statements(role) for action in as_list(s["Action"])}
     needed = {f"{service}:{operation}" for operation in _operations(protocol)} - {"sts:GetCallerIdentity"}
     assert needed <= granted, f"{function_name} lacks {needed - granted}"
+
+
+# Calls made through Powertools' providers, not through a client Protocol of the collectors.
+PROVIDER_CALLS = {"ssm": {"GetParameter"}, "secretsmanager": {"GetSecretValue"}}
+CLIENT_PROTOCOLS = {
+    "sqs": "tidegauge.sources.sqs:SqsClient",
+    "cloudwatch": "tidegauge.sources.cloudwatch:CloudWatchClient",
+    "sts": "tidegauge.sources.aws:StsClient",
+}
+
+
+def _readme_endpoint_table() -> dict[str, set[str]]:
+    """The README's no-NAT endpoint table: endpoint service -> the calls its row names (template
+    parameter names, also in backticks there, left out)."""
+    parameters = set(load_template()["Parameters"])
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### 3. Network without a NAT gateway", 1)[1].split("\n### ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        match = re.match(r"\| `com\.amazonaws\.<region>\.([a-z0-9-]+)` \|(.*)\|(.*)\|$", line)
+        if match:
+            rows[match.group(1)] = set(re.findall(r"`([A-Z][A-Za-z]+)`", match.group(3))) - parameters
+    return rows
+
+
+def test_readme_endpoint_table_names_every_call_of_every_collector_client() -> None:
+    # GIVEN every boto3 client the Lambda side of the collectors creates (the CLI's own are left out)
+    sources = ROOT / "shared" / "tidegauge" / "sources"
+    created = {
+        service
+        for path in sources.glob("*.py")
+        if path.name != "command.py"
+        for service in re.findall(r'\.client\(\s*"([a-z0-9-]+)"', path.read_text())
+    }
+    assert created == set(PROVIDER_CALLS) | set(CLIENT_PROTOCOLS)
+    # AND what each can call: its Protocol's methods, or the provider's one call
+    expected = {}
+    for service in created:
+        if service in CLIENT_PROTOCOLS:
+            module_name, class_name = CLIENT_PROTOCOLS[service].split(":")
+            calls = _operations(getattr(importlib.import_module(module_name), class_name))
+        else:
+            calls = PROVIDER_CALLS[service]
+        endpoint = botocore.session.get_session().get_service_model(service).endpoint_prefix
+        expected[endpoint] = calls
+    # THEN the README lists exactly those endpoint services, each with exactly those calls
+    assert _readme_endpoint_table() == expected

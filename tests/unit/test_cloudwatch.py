@@ -15,7 +15,7 @@ from botocore.stub import Stubber
 
 from tests.support.collectors import FakeClock, inject_error, mock_aws_for
 from tidegauge.config import PRESETS, CloudWatchQuery, CloudWatchSource, MetricStatSpec
-from tidegauge.sources.aws import ClientFactory
+from tidegauge.sources.aws import ClientFactory, account_of_arn
 from tidegauge.sources.cloudwatch import (
     PlannedQuery,
     SeriesResult,
@@ -486,3 +486,18 @@ def test_nothing_due_plans_no_call() -> None:
     # WHEN calls are planned
     # THEN no request is made at all
     assert plan_calls([], NOW) == []
+
+
+@pytest.mark.parametrize(
+    ("arn", "account"),
+    [
+        ("arn:aws:lambda:eu-west-1:444455556666:function:collect", "444455556666"),
+        ("arn:aws-cn:lambda:cn-north-1:444455556666:function:collect:live", "444455556666"),
+        ("arn:aws:lambda:eu-west-1:4444:function:collect", None),
+        ("not-an-arn", None),
+        ("", None),
+    ],
+)
+def test_account_of_arn_reads_the_account_or_nothing(arn: str, account: str | None) -> None:
+    # a malformed ARN gives None, so the collector falls back to STS rather than mislabelling
+    assert account_of_arn(arn) == account

@@ -211,6 +211,16 @@ def test_empty_document_is_an_error() -> None:
         parse_config("# nothing\n", environ={})
 
 
+def test_empty_document_error_names_the_example_by_its_path_from_the_repository_root() -> None:
+    # GIVEN an empty document
+    with pytest.raises(ConfigError) as caught:
+        parse_config("", environ={})
+    # THEN the fix names a path that exists when followed from the repository root
+    (path,) = [word for word in caught.value.fix.split() if word.endswith("config.yaml")]
+    repository = Path(__file__).resolve().parents[2]
+    assert (repository / path).resolve() == EXAMPLE_PATH.resolve()
+
+
 def test_top_level_must_be_a_mapping() -> None:
     error = only_error(["version", 1])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -10,6 +11,7 @@ import fakeredis
 import pytest
 from moto import mock_aws
 
+import tidegauge
 from tests.support.collectors import FakeClock
 from tidegauge.config import Config, parse_config
 from tidegauge.model import Sample
@@ -259,3 +261,15 @@ def test_quiet_invocation_switches_to_rounds_when_messages_arrive(
     assert result.rounds == 4
     stored = values_by_key(store.read_latest("sqs_messages"))
     assert sorted(stored.values()) == [0.0, 0.0, 1.0]
+
+
+def test_zero_quiet_period_slows_down_at_once_as_the_example_documents() -> None:
+    # GIVEN a source idle for one second, and a quiet period of 0
+    # THEN it is quiet already: 0 means "slow down at once", not "never"
+    assert is_quiet(active=False, last_active_at=100, now=101, quiet_period_seconds=0)
+    # AND the documented example says so
+    example = (Path(tidegauge.__file__).parent / "examples" / "config.yaml").read_text()
+    block = example.split("quiet_period_seconds:")[0].rsplit("\n\n", 1)[1]
+    comment = " ".join(line.strip().lstrip("#").strip() for line in block.splitlines())
+    assert "0 = slow down at once" in comment
+    assert "never slow down" not in comment

@@ -117,6 +117,15 @@ class ApiCallCounter:
         self.record(str(model.name))
 
 
+def account_of_arn(arn: str) -> str | None:
+    """The 12-digit account of an ARN (``arn:PARTITION:SERVICE:REGION:ACCOUNT:...``), or None."""
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[0] != "arn":
+        return None
+    account = parts[4]
+    return account if len(account) == 12 and account.isdigit() else None
+
+
 def error_code(error: Exception) -> str:
     """The AWS error code of a botocore exception (SQS's query-compatible code when present)."""
     if isinstance(error, botocore.exceptions.ClientError):

@@ -107,14 +107,20 @@ class CloudWatchCollector:
         return fetched < newest_complete_start(now, query.period_seconds)
 
     def round(
-        self, sources: Sequence[CloudWatchSource], executor: Executor, *, force: bool = False
+        self,
+        sources: Sequence[CloudWatchSource],
+        executor: Executor,
+        *,
+        force: bool = False,
+        caller_account: str | None = None,
     ) -> dict[str, SourceRound]:
+        """One round over ``sources``; ``caller_account`` labels sources without account or role_arn."""
         now = self._clock()
         rounds = {source.name: SourceRound() for source in sources}
         groups: dict[tuple[str, str | None], list[tuple[CloudWatchSource, CloudWatchQuery]]] = {}
         accounts: dict[str, str] = {}
         for source in sources:
-            account = self._account(source, rounds[source.name])
+            account = self._account(source, rounds[source.name], caller_account)
             if account is None:
                 continue
             accounts[source.name] = account
@@ -167,12 +173,20 @@ class CloudWatchCollector:
             if message not in result.errors:
                 result.errors.append(message)
 
-    def _account(self, source: CloudWatchSource, result: SourceRound) -> str | None:
-        """The ``account`` label: configured, else the role's account, else the caller's (one STS call)."""
+    def _account(
+        self, source: CloudWatchSource, result: SourceRound, caller_account: str | None
+    ) -> str | None:
+        """The ``account`` label: configured, else the role's account, else the caller's.
+
+        The caller's account comes from the Lambda function's own ARN without any call (no STS endpoint
+        needed in a VPC without NAT); only outside Lambda is it asked from STS, once per region.
+        """
         if source.account is not None:
             return source.account
         if source.role_arn is not None:
             return source.role_arn.split(":")[4]
+        if caller_account is not None:
+            return caller_account
         key = (source.region, source.role_arn)
         account = self._accounts.get(key)
         if account is None:

@@ -17,7 +17,7 @@ from tidegauge import environment
 from tidegauge.config import Config, ConfigError, parse_config
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.redis_settings import SecretFormatError, connection_settings
-from tidegauge.sources.aws import ClientFactory
+from tidegauge.sources.aws import ClientFactory, account_of_arn
 from tidegauge.sources.events import Trigger, parse_event, select_sources
 from tidegauge.sources.exceptions import CollectionError
 from tidegauge.sources.runner import Collector, InvocationResult
@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 CONFIG_MAX_AGE_SECONDS = 300
 """A config change in SSM reaches warm functions within five minutes."""
 SECRET_MAX_AGE_SECONDS = 300
+IDLE_HEARTBEAT_METRIC = "IdleHeartbeat"
+"""EMF metric (1 per invocation) of a function the config gives no source of its kind; the stack's
+no-samples alarm counts it beside SamplesWritten."""
 
 Kind = Literal["sqs", "cloudwatch"]
 
@@ -45,8 +48,11 @@ class Annotator(Protocol):
     def put_annotation(self, key: str, value: str) -> None: ...
 
 
-class RemainingTime(Protocol):
-    """The part of the Lambda context used."""
+class InvocationContext(Protocol):
+    """The part of the Lambda context used: the deadline, and the function's ARN (its account)."""
+
+    @property
+    def invoked_function_arn(self) -> str: ...
 
     def get_remaining_time_in_millis(self) -> int: ...
 
@@ -89,7 +95,7 @@ class LambdaCollector:
         self._config: tuple[str, Config] | None = None
         self._store: tuple[ConnectionSettings, int, Store] | None = None
 
-    def handle(self, event: Any, context: RemainingTime) -> dict[str, Any]:
+    def handle(self, event: Any, context: InvocationContext) -> dict[str, Any]:
         """Collect what ``event`` asks for; raises CollectionError (after counting it) when it cannot."""
         calls_before = self.factory.counter.snapshot()
         try:
@@ -104,9 +110,13 @@ class LambdaCollector:
             raise
 
     def _collect(
-        self, trigger: Trigger, config: Config, context: RemainingTime, calls_before: Any
+        self, trigger: Trigger, config: Config, context: InvocationContext, calls_before: Any
     ) -> dict[str, Any]:
         own = [source for source in config.sources if source.kind == self.kind]
+        if not own:
+            # Nothing of this kind is configured: say so every invocation, so the no-samples alarm
+            # (missing data is breaching) tells "nothing to collect" from "not collecting".
+            self.metrics.add_metric(IDLE_HEARTBEAT_METRIC, "Count", 1)
         selection = select_sources(
             trigger,
             own,
@@ -121,7 +131,8 @@ class LambdaCollector:
             logger.error("event names unknown sources: %s", ", ".join(selection.unknown_names))
             self.metrics.add_metric("CollectionErrors", "Count", len(selection.unknown_names))
         if not selection.sources:
-            logger.warning("nothing to collect: no %s source matches %s", self.kind, trigger.description)
+            log = logger.warning if own else logger.info
+            log("nothing to collect: no %s source matches %s", self.kind, trigger.description)
             return {**summary, "ok": not selection.unknown_names, "sources": [], "samples_written": 0}
         store = self.store(config)
         result = self.collector.collect(
@@ -131,6 +142,7 @@ class LambdaCollector:
             remaining_time_ms=context.get_remaining_time_in_millis,
             single_round=trigger.single_round,
             force=trigger.single_round,
+            caller_account=account_of_arn(context.invoked_function_arn),
         )
         api_calls = self.factory.counter.snapshot().minus(calls_before).totals
         record_metrics(self.metrics, result, api_calls)

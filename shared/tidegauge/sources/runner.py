@@ -132,11 +132,14 @@ class Collector:
         remaining_time_ms: Callable[[], int],
         single_round: bool = False,
         force: bool = False,
+        caller_account: str | None = None,
     ) -> InvocationResult:
         """Sample ``sources`` until quiet or the deadline, write every round; raises CollectionError when
         the store cannot be written (never a silent success).
 
         ``force`` fetches CloudWatch queries even when their newest period was already fetched (events).
+        ``caller_account`` (the Lambda function's account) labels CloudWatch sources that name no
+        account or role; without it the account is asked from STS.
         """
         try:
             return self._collect(
@@ -146,6 +149,7 @@ class Collector:
                 remaining_time_ms=remaining_time_ms,
                 single_round=single_round,
                 force=force,
+                caller_account=caller_account,
             )
         except StoreError as error:
             raise CollectionError(f"collection aborted, samples could not be stored: {error}") from error
@@ -159,6 +163,7 @@ class Collector:
         remaining_time_ms: Callable[[], int],
         single_round: bool,
         force: bool,
+        caller_account: str | None,
     ) -> InvocationResult:
         started = self.clock()
         deadline = started + remaining_time_ms() / 1000.0 - config.sampling.deadline_margin_seconds
@@ -182,7 +187,12 @@ class Collector:
                 results.update(self.sqs.round(sqs_sources, executor))
             if cloudwatch_sources and (index == 0 or high_resolution):
                 results.update(
-                    self.cloudwatch.round(cloudwatch_sources, executor, force=force and index == 0)
+                    self.cloudwatch.round(
+                        cloudwatch_sources,
+                        executor,
+                        force=force and index == 0,
+                        caller_account=caller_account,
+                    )
                 )
             for name, result in results.items():
                 tallies[name].add(result)
