@@ -78,6 +78,18 @@ def _cluster_enabled(settings: ConnectionSettings) -> bool:
         probe.close()
 
 
+async def cluster_enabled_async(settings: ConnectionSettings) -> bool:
+    """Like :func:`connect`'s detection, without blocking an event loop (raises redis-py errors)."""
+    if settings.cluster is not None:
+        return settings.cluster
+    probe = redis.asyncio.Redis.from_url(settings.url, **settings.client_options())
+    try:
+        info = cast(Mapping[str, Any], await probe.info("cluster"))
+        return bool(int(info.get("cluster_enabled", 0)))
+    finally:
+        await probe.aclose()
+
+
 def connect(settings: ConnectionSettings) -> SyncClient:
     """A synchronous client; cluster mode is detected when ``settings.cluster`` is None."""
     options = settings.client_options()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import signal
 import socket
@@ -61,27 +62,51 @@ def wait_for(predicate: Any, seconds: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def test_redis_outage_is_fast_503_not_ready_and_recovers_on_the_same_port(pki: Pki) -> None:
+def redis_up_gauge(server: ServerThread) -> str:
+    body = request(server.server.metrics_port, "/metrics", None).body.decode()
+    return next(line for line in body.splitlines() if line.startswith("tidegauge_redis_up "))
+
+
+def test_redis_outage_keeps_readiness_and_discovery_answers_503_and_recovers_on_the_same_port(
+    pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
     port = free_port()
     redis = RedisServer(port=port).start()
     seed(redis.url)
-    settings = settings_for(pki, request_timeout_seconds=1.0, readiness_cache_seconds=0.0)
+    settings = settings_for(pki, request_timeout_seconds=1.0)
     with ServerThread(settings, server_config(redis.url)) as server:
         assert metric(server, pki).status == 200
+        assert redis_up_gauge(server) == "tidegauge_redis_up 1"
         # GIVEN Redis stops WHEN the HPA asks THEN a 503 Status well within the aggregator's timeout
         redis.stop()
-        started = time.monotonic()
-        reply = metric(server, pki)
-        assert time.monotonic() - started < 2.5
-        assert reply.status == 503 and reply.json()["reason"] == "ServiceUnavailable"
-        assert "Retry-After" not in reply.headers and "Connection refused" not in reply.body.decode()
-        assert request(server.port, "/readyz", pki.context()).status == 503
-        assert request(server.port, "/healthz", pki.context()).status == 200
-        # WHEN Redis comes back on the same port THEN answers and readiness recover without a restart
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            for _ in range(5):
+                started = time.monotonic()
+                reply = metric(server, pki)
+                assert time.monotonic() - started < 2.5
+                assert reply.status == 503 and reply.json()["reason"] == "ServiceUnavailable"
+                assert "Retry-After" not in reply.headers and "Connection refused" not in reply.body.decode()
+            # THEN the server stays ready and discovery answers: the APIService stays Available
+            assert request(server.port, "/readyz", pki.context()).status == 200
+            discovery = request(
+                server.port,
+                "/apis/external.metrics.k8s.io/v1beta1",
+                pki.context(pki.aggregator),
+                aggregator_headers(),
+            )
+            assert discovery.status == 200 and discovery.json()["kind"] == "APIResourceList"
+            assert redis_up_gauge(server) == "tidegauge_redis_up 0"
+        # THEN the outage is logged once, not once per request
+        warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
+        assert len(warnings) == 1, [record.getMessage() for record in warnings]
+        assert "Redis unavailable" in warnings[0].getMessage()
+        # WHEN Redis comes back on the same port THEN answers recover without a restart
         redis = RedisServer(port=port).start()
         try:
             seed(redis.url)
             wait_for(lambda: metric(server, pki).status == 200)
+            assert redis_up_gauge(server) == "tidegauge_redis_up 1"
             assert request(server.port, "/readyz", pki.context()).status == 200
         finally:
             redis.stop()
