@@ -73,13 +73,22 @@ def free_port(highest: int = MAX_PORT) -> int:
     The kernel picks from its ephemeral range; picks above ``highest`` are thrown back (a cluster node
     needs ``port + 10000`` free too, so it asks for ports up to 55535).
     """
-    for _attempt in range(1000):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    return free_ports(1, highest)[0]
+
+
+def free_ports(count: int, highest: int = MAX_PORT) -> list[int]:
+    """``count`` distinct ports as :func:`free_port` picks them (each held until all are picked)."""
+    with contextlib.ExitStack() as stack:
+        ports: list[int] = []
+        for _attempt in range(1000 * count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        if port <= highest:
-            return port
-    raise RedisServerStartError(f"no free loopback port at or below {highest}")
+            if port <= highest:
+                ports.append(port)
+                if len(ports) == count:
+                    return ports
+    raise RedisServerStartError(f"no {count} free loopback ports at or below {highest}")
 
 
 @dataclass
@@ -201,6 +210,8 @@ class RedisCluster:
 
     size: int = 3
     binary: str = ""
+    ports: Sequence[int] = ()
+    """Ports for the nodes, in order (each at most 55535, for its cluster bus); empty: free ones."""
     nodes: list[RedisServer] = field(default_factory=list)
 
     @property
@@ -209,9 +220,12 @@ class RedisCluster:
 
     def start(self) -> RedisCluster:
         binary = self.binary or find_server_binary()
+        if self.ports and len(self.ports) != self.size:
+            raise ValueError(f"ports: {len(self.ports)} given for a cluster of {self.size} nodes")
+        ports = list(self.ports) or [0] * self.size
         try:
-            for _ in range(self.size):
-                self.nodes.append(RedisServer(binary=binary, cluster_enabled=True).start())
+            for port in ports:
+                self.nodes.append(RedisServer(binary=binary, cluster_enabled=True, port=port).start())
             self._join()
         except BaseException:
             self.stop()

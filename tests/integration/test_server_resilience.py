@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.crc import key_slot
 
 from tests.support.server_harness import (
     Pki,
@@ -28,10 +29,18 @@ from tests.support.server_harness import (
     server_config,
     settings_for,
 )
-from tidegauge.localredis import RedisServer, free_port
+from tidegauge.localredis import (
+    CLUSTER_BUS_OFFSET,
+    CLUSTER_SLOTS,
+    MAX_PORT,
+    RedisCluster,
+    RedisServer,
+    free_port,
+    free_ports,
+)
 from tidegauge.model import Sample
 from tidegauge.redis_connection import ConnectionSettings
-from tidegauge.store import AsyncStore, LabelMatcher, Store
+from tidegauge.store import AsyncStore, LabelMatcher, Store, latest_key
 
 pytestmark = pytest.mark.integration
 
@@ -110,6 +119,33 @@ def test_redis_outage_keeps_readiness_and_discovery_answers_503_and_recovers_on_
             assert request(server.port, "/readyz", pki.context()).status == 200
         finally:
             redis.stop()
+
+
+@pytest.mark.cluster
+def test_server_started_before_its_cluster_answers_503_then_reads_in_cluster_mode(pki: Pki) -> None:
+    # GIVEN the ports of a cluster that is not up yet, and a config URL naming a node that does NOT
+    # own the metric's slot (a standalone client would get MOVED from it)
+    ports = free_ports(3, MAX_PORT - CLUSTER_BUS_OFFSET)
+    owner = min(key_slot(latest_key("sqs_messages").encode()) // (CLUSTER_SLOTS // 3), 2)
+    url = f"redis://127.0.0.1:{ports[(owner + 1) % 3]}/0"
+    with ServerThread(settings_for(pki, request_timeout_seconds=1.0), server_config(url)) as server:
+        # WHEN the HPA asks before the cluster is up THEN a 503 Status, and the server stays ready
+        reply = metric(server, pki)
+        assert reply.status == 503 and reply.json()["reason"] == "ServiceUnavailable"
+        assert request(server.port, "/readyz", pki.context()).status == 200
+        # WHEN the cluster comes up on those ports THEN the metric is served: never a 500 (MOVED)
+        with RedisCluster(ports=ports) as cluster:
+            seed(cluster.url)
+            codes: list[int] = []
+
+            def answered() -> bool:
+                codes.append(metric(server, pki).status)
+                return codes[-1] != 503
+
+            wait_for(answered)
+            assert set(codes) <= {503, 200} and codes[-1] == 200, codes
+            items = metric(server, pki).json()["items"]
+            assert [(item["metricLabels"], item["value"]) for item in items] == [({"queue": "orders"}, "5")]
 
 
 def served_certificate_digest(port: int, pki: Pki) -> str:
