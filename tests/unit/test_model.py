@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tidegauge.model import InvalidSeriesError, Sample, SeriesKey, format_labels, parse_labels
+from tidegauge.model import (
+    EARLIEST_TIMESTAMP,
+    MAX_FUTURE_SECONDS,
+    InvalidSeriesError,
+    Sample,
+    SeriesKey,
+    format_labels,
+    parse_labels,
+)
 
 label_names = st.from_regex(r"[a-z][a-z0-9_.-]{0,20}", fullmatch=True)
 label_values = st.text(max_size=40)
@@ -50,6 +59,42 @@ def test_samples_refuse_non_finite_values(value: float) -> None:
         Sample.of("m", {}, value, 1.0)
 
 
+NOW = time.time()
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "problem"),
+    [
+        (math.inf, "not a finite number"),
+        (-math.inf, "not a finite number"),
+        (math.nan, "not a finite number"),
+        (1e20, "in the future"),
+        (NOW * 1000, "in the future"),  # milliseconds since the epoch
+        (253_402_300_800.0, "in the future"),  # year 10000
+        (NOW + MAX_FUTURE_SECONDS + 60, "in the future"),
+        (EARLIEST_TIMESTAMP - 1, "before 2000-01-01"),
+        (0.0, "before 2000-01-01"),
+    ],
+)
+def test_samples_refuse_implausible_timestamps(timestamp: float, problem: str) -> None:
+    with pytest.raises(InvalidSeriesError, match=f"^timestamp of m a=b is .*{problem}.*Unix seconds"):
+        Sample.of("m", {"a": "b"}, 1, timestamp)
+
+
+def test_samples_refuse_an_implausible_collection_time() -> None:
+    with pytest.raises(InvalidSeriesError, match=r"^collected_at of m a=b is inf"):
+        Sample.of("m", {"a": "b"}, 1, NOW, collected_at=math.inf)
+
+
+@pytest.mark.parametrize("timestamp", [EARLIEST_TIMESTAMP, NOW - 86400, NOW, NOW + MAX_FUTURE_SECONDS - 60])
+def test_samples_accept_timestamps_from_2000_to_a_little_ahead(timestamp: float) -> None:
+    assert Sample.of("m", {"a": "b"}, 1, timestamp).timestamp == timestamp
+
+
 def test_collected_at_defaults_to_source_time() -> None:
-    sample = Sample.of("m", {"a": "b"}, 2, 100.0)
-    assert (sample.timestamp, sample.collected_at, sample.age(130.0)) == (100.0, 100.0, 30.0)
+    sample = Sample.of("m", {"a": "b"}, 2, 1_700_000_000.0)
+    assert (sample.timestamp, sample.collected_at, sample.age(1_700_000_030.0)) == (
+        1_700_000_000.0,
+        1_700_000_000.0,
+        30.0,
+    )

@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar
 from tidegauge.model import MetricInfo, Sample
 from tidegauge.redis_connection import ConnectionSettings, cluster_enabled_async
 from tidegauge.server.health import RedisHealth
-from tidegauge.store import AsyncStore, LabelMatcher, StoreUnavailable, translate_errors
+from tidegauge.store import AsyncStore, InvalidRecordHook, LabelMatcher, StoreUnavailable, translate_errors
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +33,15 @@ class ServerStore(Protocol):
     async def close(self) -> None: ...
 
 
-async def connect_when_answering(settings: ConnectionSettings) -> AsyncStore:
+async def connect_when_answering(
+    settings: ConnectionSettings, on_invalid: InvalidRecordHook | None = None
+) -> AsyncStore:
     """An :class:`AsyncStore` in the mode the config names, or else the mode Redis reports now."""
     with translate_errors("detect whether Redis runs in cluster mode"):
         cluster = await cluster_enabled_async(settings)
     if settings.cluster is None:
         logger.info("Redis runs in %s mode", "cluster" if cluster else "standalone")
-    return AsyncStore.connect(settings, cluster=cluster)
+    return AsyncStore.connect(settings, cluster=cluster, on_invalid=on_invalid)
 
 
 class RedisBackend:

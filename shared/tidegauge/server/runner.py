@@ -82,7 +82,7 @@ class Server:
         self._tasks: list[asyncio.Task[None]] = []
         self._runners: list[web.AppRunner] = []
 
-    def _store_connector(self) -> Callable[[], Awaitable[ServerStore]]:
+    def _store_connector(self, telemetry: Telemetry) -> Callable[[], Awaitable[ServerStore]]:
         given = self._given_store
         if given is not None:
 
@@ -91,7 +91,11 @@ class Server:
 
             return existing
         settings = _connection_settings(self.config)
-        return lambda: connect_when_answering(settings)
+
+        def invalid(metric: str, _label_string: str) -> None:
+            telemetry.series_dropped.inc(metric, "invalid-record")
+
+        return lambda: connect_when_answering(settings, invalid)
 
     def _kube_client(self, kubeconfig: str | None) -> KubeClient | None:
         connection = _connection(kubeconfig)
@@ -131,7 +135,7 @@ class Server:
         telemetry = Telemetry(clock=self.clock)
         authorizer = self._authorizer(telemetry)
         self.redis_health = RedisHealth()
-        self.store = RedisBackend(self._store_connector(), self.redis_health)
+        self.store = RedisBackend(self._store_connector(telemetry), self.redis_health)
         telemetry.redis_up = lambda: self.redis_health.up
         provider = ExternalMetricsProvider(
             self.store,
@@ -142,6 +146,7 @@ class Server:
         )
         telemetry.newest_timestamps = provider.newest_timestamps
         provider.record_fallback = telemetry.fallbacks.inc
+        provider.record_dropped = telemetry.series_dropped.inc
         self.tls = ServingTls(settings.tls_cert_file, settings.tls_private_key_file, auth_config.all_cas)
         self.authenticator = Authenticator(
             auth_config,

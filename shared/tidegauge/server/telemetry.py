@@ -105,6 +105,12 @@ class Telemetry:
         self.fallbacks = Counter(
             "tidegauge_fallback_served_total", "Fallback values served, by metric.", ("metric",)
         )
+        self.series_dropped = Counter(
+            "tidegauge_series_dropped_total",
+            "Series left out of a read, by metric and reason (invalid-record: bad stored time or value; "
+            "unservable: |value| >= 9.2e15, no quantity form).",
+            ("metric", "reason"),
+        )
         self.newest_timestamps = newest_timestamps if newest_timestamps is not None else {}
         self.redis_up: Callable[[], bool | None] = lambda: None
         """Read at scrape time: did Redis answer the server's last request (None: not asked yet)?"""
@@ -118,6 +124,7 @@ class Telemetry:
             self.authentications,
             self.authorizations,
             self.fallbacks,
+            self.series_dropped,
         ):
             lines += family.render()
         lines += self.latency.render()
