@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis.crc import key_slot
 
 from tests.support.server_harness import (
     Pki,
@@ -31,7 +30,6 @@ from tests.support.server_harness import (
 )
 from tidegauge.localredis import (
     CLUSTER_BUS_OFFSET,
-    CLUSTER_SLOTS,
     MAX_PORT,
     RedisCluster,
     RedisServer,
@@ -126,7 +124,8 @@ def test_server_started_before_its_cluster_answers_503_then_reads_in_cluster_mod
     # GIVEN the ports of a cluster that is not up yet, and a config URL naming a node that does NOT
     # own the metric's slot (a standalone client would get MOVED from it)
     ports = free_ports(3, MAX_PORT - CLUSTER_BUS_OFFSET)
-    owner = min(key_slot(latest_key("sqs_messages").encode()) // (CLUSTER_SLOTS // 3), 2)
+    cluster = RedisCluster(ports=ports)
+    owner = cluster.primary_index(latest_key("sqs_messages"))
     url = f"redis://127.0.0.1:{ports[(owner + 1) % 3]}/0"
     with ServerThread(settings_for(pki, request_timeout_seconds=1.0), server_config(url)) as server:
         # WHEN the HPA asks before the cluster is up THEN a 503 Status, and the server stays ready
@@ -134,7 +133,7 @@ def test_server_started_before_its_cluster_answers_503_then_reads_in_cluster_mod
         assert reply.status == 503 and reply.json()["reason"] == "ServiceUnavailable"
         assert request(server.port, "/readyz", pki.context()).status == 200
         # WHEN the cluster comes up on those ports THEN the metric is served: never a 500 (MOVED)
-        with RedisCluster(ports=ports) as cluster:
+        with cluster:
             seed(cluster.url)
             codes: list[int] = []
 
