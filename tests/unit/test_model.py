@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -59,36 +60,41 @@ def test_samples_refuse_non_finite_values(value: float) -> None:
         Sample.of("m", {}, value, 1.0)
 
 
-NOW = time.time()
+def now_plus(seconds: float) -> Callable[[], float]:
+    """A timestamp relative to the clock when the test runs (not when it was collected)."""
+    return lambda: time.time() + seconds
 
 
 @pytest.mark.parametrize(
     ("timestamp", "problem"),
     [
-        (math.inf, "not a finite number"),
-        (-math.inf, "not a finite number"),
-        (math.nan, "not a finite number"),
-        (1e20, "in the future"),
-        (NOW * 1000, "in the future"),  # milliseconds since the epoch
-        (253_402_300_800.0, "in the future"),  # year 10000
-        (NOW + MAX_FUTURE_SECONDS + 60, "in the future"),
-        (EARLIEST_TIMESTAMP - 1, "before 2000-01-01"),
-        (0.0, "before 2000-01-01"),
+        (lambda: math.inf, "not a finite number"),
+        (lambda: -math.inf, "not a finite number"),
+        (lambda: math.nan, "not a finite number"),
+        (lambda: 1e20, "in the future"),
+        (lambda: time.time() * 1000, "in the future"),  # milliseconds since the epoch
+        (lambda: 253_402_300_800.0, "in the future"),  # year 10000
+        (now_plus(MAX_FUTURE_SECONDS + 60), "in the future"),
+        (lambda: EARLIEST_TIMESTAMP - 1, "before 2000-01-01"),
+        (lambda: 0.0, "before 2000-01-01"),
     ],
 )
-def test_samples_refuse_implausible_timestamps(timestamp: float, problem: str) -> None:
+def test_samples_refuse_implausible_timestamps(timestamp: Callable[[], float], problem: str) -> None:
     with pytest.raises(InvalidSeriesError, match=f"^timestamp of m a=b is .*{problem}.*Unix seconds"):
-        Sample.of("m", {"a": "b"}, 1, timestamp)
+        Sample.of("m", {"a": "b"}, 1, timestamp())
 
 
 def test_samples_refuse_an_implausible_collection_time() -> None:
     with pytest.raises(InvalidSeriesError, match=r"^collected_at of m a=b is inf"):
-        Sample.of("m", {"a": "b"}, 1, NOW, collected_at=math.inf)
+        Sample.of("m", {"a": "b"}, 1, time.time(), collected_at=math.inf)
 
 
-@pytest.mark.parametrize("timestamp", [EARLIEST_TIMESTAMP, NOW - 86400, NOW, NOW + MAX_FUTURE_SECONDS - 60])
-def test_samples_accept_timestamps_from_2000_to_a_little_ahead(timestamp: float) -> None:
-    assert Sample.of("m", {"a": "b"}, 1, timestamp).timestamp == timestamp
+@pytest.mark.parametrize(
+    "timestamp", [lambda: EARLIEST_TIMESTAMP, now_plus(-86400), now_plus(0), now_plus(MAX_FUTURE_SECONDS - 9)]
+)
+def test_samples_accept_timestamps_from_2000_to_a_little_ahead(timestamp: Callable[[], float]) -> None:
+    value = timestamp()
+    assert Sample.of("m", {"a": "b"}, 1, value).timestamp == value
 
 
 def test_collected_at_defaults_to_source_time() -> None:
