@@ -15,12 +15,13 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 from redis.backoff import NoBackoff
+from redis.crc import key_slot
 from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
@@ -73,13 +74,22 @@ def free_port(highest: int = MAX_PORT) -> int:
     The kernel picks from its ephemeral range; picks above ``highest`` are thrown back (a cluster node
     needs ``port + 10000`` free too, so it asks for ports up to 55535).
     """
-    for _attempt in range(1000):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    return free_ports(1, highest)[0]
+
+
+def free_ports(count: int, highest: int = MAX_PORT) -> list[int]:
+    """``count`` distinct ports as :func:`free_port` picks them (each held until all are picked)."""
+    with contextlib.ExitStack() as stack:
+        ports: list[int] = []
+        for _attempt in range(1000 * count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        if port <= highest:
-            return port
-    raise RedisServerStartError(f"no free loopback port at or below {highest}")
+            if port <= highest:
+                ports.append(port)
+                if len(ports) == count:
+                    return ports
+    raise RedisServerStartError(f"no {count} free loopback ports at or below {highest}")
 
 
 @dataclass
@@ -90,6 +100,7 @@ class RedisServer:
     cluster_enabled: bool = False
     extra_args: Sequence[str] = ()
     port: int = 0
+    cluster_node_timeout_ms: int = 5000
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _workdir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
 
@@ -131,7 +142,9 @@ class RedisServer:
             ]  # fmt: skip
             if self.cluster_enabled:
                 args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
-                args += ["--cluster-node-timeout", "5000"]
+                args += ["--cluster-node-timeout", str(self.cluster_node_timeout_ms)]
+                # A replica's first sync starts at once, not after the default 5 s wait for more replicas.
+                args += ["--repl-diskless-sync-delay", "0"]
             args += list(self.extra_args)
             self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             try:
@@ -197,21 +210,47 @@ class RedisServer:
 
 @dataclass
 class RedisCluster:
-    """Three (or more) cluster-enabled servers on loopback, slots split evenly, joined and ready."""
+    """``size`` primaries on loopback, slots split evenly, each with ``replicas`` replicas; joined, ready.
+
+    ``nodes[:size]`` are the primaries in slot order; :meth:`replicas_of` names the replicas of one.
+    """
 
     size: int = 3
     binary: str = ""
+    ports: Sequence[int] = ()
+    """Ports for the nodes, in order (each at most 55535, for its cluster bus); empty: free ones."""
+    replicas: int = 0
+    """Replicas per primary, joined with CLUSTER REPLICATE (the cluster fails over to them)."""
+    node_timeout_ms: int = 5000
+    """cluster-node-timeout: how long a node may be unreachable before its replica takes over."""
     nodes: list[RedisServer] = field(default_factory=list)
 
     @property
     def url(self) -> str:
         return self.nodes[0].url
 
+    @property
+    def node_count(self) -> int:
+        return self.size * (1 + self.replicas)
+
+    def primary_index(self, key: str) -> int:
+        """Which of ``nodes[:size]`` is given the slot of ``key`` at start (before any failover)."""
+        return min(key_slot(key.encode()) // (CLUSTER_SLOTS // self.size), self.size - 1)
+
+    def replicas_of(self, primary: int) -> list[RedisServer]:
+        """The servers started as replicas of primary number ``primary``."""
+        first = self.size + primary * self.replicas
+        return self.nodes[first : first + self.replicas]
+
     def start(self) -> RedisCluster:
         binary = self.binary or find_server_binary()
+        if self.ports and len(self.ports) != self.node_count:
+            raise ValueError(f"ports: {len(self.ports)} given for a cluster of {self.node_count} nodes")
+        ports = list(self.ports) or [0] * self.node_count
         try:
-            for _ in range(self.size):
-                self.nodes.append(RedisServer(binary=binary, cluster_enabled=True).start())
+            for port in ports:
+                node = RedisServer(binary, True, port=port, cluster_node_timeout_ms=self.node_timeout_ms)
+                self.nodes.append(node.start())
             self._join()
         except BaseException:
             self.stop()
@@ -222,21 +261,33 @@ class RedisCluster:
         clients = [redis.Redis(host="127.0.0.1", port=node.port) for node in self.nodes]
         try:
             share = CLUSTER_SLOTS // self.size
-            for index, client in enumerate(clients):
+            for index, client in enumerate(clients[: self.size]):
                 first = index * share
                 last = CLUSTER_SLOTS - 1 if index == self.size - 1 else first + share - 1
                 _cluster_command(client, "ADDSLOTSRANGE", first, last)
             for node in self.nodes[1:]:
                 _cluster_command(clients[0], "MEET", "127.0.0.1", node.port)
-            deadline = time.monotonic() + START_TIMEOUT_SECONDS
-            while time.monotonic() < deadline:
-                if all(_cluster_ready(client, self.size) for client in clients):
-                    return
-                time.sleep(0.1)
-            raise RedisServerStartError(f"cluster of {self.size} did not become ready")
+            self._wait(lambda: all(_known_nodes(client) == self.node_count for client in clients), "meet")
+            for index, client in enumerate(clients[self.size :]):
+                primary_id = _text(_cluster_command(clients[index // max(self.replicas, 1)], "MYID"))
+                _cluster_command(client, "REPLICATE", primary_id)
+            self._wait(
+                lambda: (
+                    all(_cluster_ready(client, self.node_count) for client in clients)
+                    and all(_replication_up(client) for client in clients[self.size :])
+                ),
+                "become ready",
+            )
         finally:
             for client in clients:
                 client.close()
+
+    def _wait(self, condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not condition():
+            if time.monotonic() > deadline:
+                raise RedisServerStartError(f"cluster of {self.node_count} nodes did not {what}")
+            time.sleep(0.05)
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -254,11 +305,27 @@ def _cluster_command(client: redis.Redis, *args: object) -> object:
     return client.execute_command("CLUSTER", *args)  # type: ignore[no-untyped-call]
 
 
+def _text(reply: object) -> str:
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+
+def _fields(text: str) -> dict[str, str]:
+    return dict(line.split(":", 1) for line in text.split() if ":" in line)
+
+
+def _known_nodes(client: redis.Redis) -> int:
+    return int(_fields(_text(_cluster_command(client, "INFO"))).get("cluster_known_nodes", 0))
+
+
 def _cluster_ready(client: redis.Redis, size: int) -> bool:
-    info = _cluster_command(client, "INFO")
-    text = info.decode() if isinstance(info, bytes) else str(info)
-    fields = dict(line.split(":", 1) for line in text.split() if ":" in line)
+    fields = _fields(_text(_cluster_command(client, "INFO")))
     return fields.get("cluster_state") == "ok" and fields.get("cluster_known_nodes") == str(size)
+
+
+def _replication_up(client: redis.Redis) -> bool:
+    info = client.execute_command("INFO", "replication")  # type: ignore[no-untyped-call]
+    fields = info if isinstance(info, dict) else _fields(_text(info))
+    return str(fields.get("master_link_status", "")) == "up"
 
 
 @contextlib.contextmanager

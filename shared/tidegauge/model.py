@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -12,6 +13,10 @@ from typing import NamedTuple
 METRIC_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,199}$")
 LABEL_NAME_PATTERN = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,252}/)?[A-Za-z0-9_][-A-Za-z0-9_.]{0,62}$")
 MAX_LABEL_VALUE_LENGTH = 256
+EARLIEST_TIMESTAMP = 946_684_800.0
+"""2000-01-01T00:00:00Z: anything older is a unit mistake (or zero), not a measurement."""
+MAX_FUTURE_SECONDS = 300.0
+"""How far ahead of this machine's clock a timestamp may be (clock skew), not more."""
 
 # Characters that would make the canonical label string ambiguous are percent-encoded.
 _ESCAPES = {"%": "%25", ",": "%2C", "=": "%3D"}
@@ -100,6 +105,18 @@ def series_id(label_string: str) -> str:
     return hashlib.blake2b(label_string.encode(), digest_size=8).hexdigest()
 
 
+def timestamp_problem(unix_seconds: float, now: float | None = None) -> str | None:
+    """Why ``unix_seconds`` is not a plausible time of a measurement, or None when it is."""
+    if not math.isfinite(unix_seconds):
+        return f"is {unix_seconds}, not a finite number"
+    if unix_seconds < EARLIEST_TIMESTAMP:
+        return f"is {unix_seconds:.0f}, before 2000-01-01"
+    ahead = unix_seconds - (time.time() if now is None else now)
+    if ahead > MAX_FUTURE_SECONDS:
+        return f"is {unix_seconds:.0f}, {ahead:.0f} s in the future"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Sample:
     """One observed value of a series.
@@ -117,6 +134,14 @@ class Sample:
     def __post_init__(self) -> None:
         if not math.isfinite(self.value):
             raise InvalidSeriesError(f"value of {self.key.metric} {self.key.label_string} is not finite")
+        for name in ("timestamp", "collected_at"):
+            problem = timestamp_problem(getattr(self, name))
+            if problem is not None:
+                raise InvalidSeriesError(
+                    f"{name} of {self.key.metric} {self.key.label_string} {problem}: "
+                    "give Unix seconds (not milliseconds) from this century, at most "
+                    f"{MAX_FUTURE_SECONDS:g} s ahead of now"
+                )
 
     @classmethod
     def of(

@@ -67,6 +67,12 @@ class ConnectionSettings:
         return options
 
 
+CLUSTER_REINITIALIZE_STEPS = 1
+"""Re-read the slot map on EVERY MOVED or connection error. redis-py's default (every 5th) never
+fires for tidegauge's writes: each write is a new transaction pipeline whose error count starts at 0
+and gives up after fewer than 5 attempts, so a collector kept writing to a dead primary for ever."""
+
+
 def _cluster_enabled(settings: ConnectionSettings) -> bool:
     if settings.cluster is not None:
         return settings.cluster
@@ -78,11 +84,25 @@ def _cluster_enabled(settings: ConnectionSettings) -> bool:
         probe.close()
 
 
+async def cluster_enabled_async(settings: ConnectionSettings) -> bool:
+    """Like :func:`connect`'s detection, without blocking an event loop (raises redis-py errors)."""
+    if settings.cluster is not None:
+        return settings.cluster
+    probe = redis.asyncio.Redis.from_url(settings.url, **settings.client_options())
+    try:
+        info = cast(Mapping[str, Any], await probe.info("cluster"))
+        return bool(int(info.get("cluster_enabled", 0)))
+    finally:
+        await probe.aclose()
+
+
 def connect(settings: ConnectionSettings) -> SyncClient:
     """A synchronous client; cluster mode is detected when ``settings.cluster`` is None."""
     options = settings.client_options()
-    factory: Any = redis.RedisCluster.from_url if _cluster_enabled(settings) else redis.Redis.from_url
-    return cast(SyncClient, factory(settings.url, **options))
+    if _cluster_enabled(settings):
+        options["reinitialize_steps"] = CLUSTER_REINITIALIZE_STEPS
+        return cast(SyncClient, redis.RedisCluster.from_url(settings.url, **options))
+    return cast(SyncClient, redis.Redis.from_url(settings.url, **options))
 
 
 def connect_async(settings: ConnectionSettings, *, cluster: bool | None = None) -> AsyncClient:
@@ -92,5 +112,6 @@ def connect_async(settings: ConnectionSettings, *, cluster: bool | None = None) 
         enabled = _cluster_enabled(settings)
     options = settings.client_options()
     if enabled:
+        options["reinitialize_steps"] = CLUSTER_REINITIALIZE_STEPS
         return cast(AsyncClient, redis.asyncio.cluster.RedisCluster.from_url(settings.url, **options))
     return cast(AsyncClient, redis.asyncio.Redis.from_url(settings.url, **options))

@@ -21,7 +21,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import redis
@@ -39,6 +39,7 @@ from tidegauge.model import (
     validate_metric_name,
 )
 from tidegauge.redis_connection import AsyncClient, ConnectionSettings, SyncClient, connect, connect_async
+from tidegauge.throttle import LogThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,14 @@ class StoreUnavailable(StoreError):
     )
 
 
+class InvalidRecord(ValueError):
+    """A stored record that is not a valid sample (bad JSON, non-finite or implausible times)."""
+
+
+InvalidRecordHook = Callable[[str, str], None]
+"""Told ``(metric, label string)`` of each invalid record a read skipped (e.g. to count it)."""
+
+
 @contextlib.contextmanager
 def translate_errors(action: str) -> Iterator[None]:
     """Turn redis-py exceptions into :class:`StoreError` / :class:`StoreUnavailable`."""
@@ -116,8 +125,22 @@ def encode_sample(sample: Sample) -> str:
 
 
 def decode_sample(key: SeriesKey, raw: str) -> Sample:
-    data = json.loads(raw)
-    return Sample(key, float(data["v"]), float(data["t"]), float(data["c"]), str(data.get("src", "")))
+    """The sample a record holds; :class:`InvalidRecord` if it is not one a writer may store now."""
+    try:
+        data = json.loads(raw)
+        return Sample(key, float(data["v"]), float(data["t"]), float(data["c"]), str(data.get("src", "")))
+    except (ValueError, KeyError, TypeError) as error:  # InvalidSeriesError is a ValueError
+        raise InvalidRecord(f"stored record of {key.metric} {key.label_string!r} refused: {error}") from error
+
+
+def valid_sample(key: SeriesKey, raw: str | None) -> Sample | None:
+    """The stored sample, or None when there is none or it is invalid (e.g. an old writer's inf time)."""
+    if raw is None:
+        return None
+    try:
+        return decode_sample(key, raw)
+    except InvalidRecord:
+        return None
 
 
 class _SeriesCache:
@@ -127,8 +150,10 @@ class _SeriesCache:
     the server reads the same hash every few seconds and collectors rewrite it every ~15 s.
     """
 
-    def __init__(self, size: int = LABEL_CACHE_SIZE) -> None:
+    def __init__(self, size: int = LABEL_CACHE_SIZE, on_invalid: InvalidRecordHook | None = None) -> None:
         self._size = size
+        self._on_invalid = on_invalid
+        self._throttle = LogThrottle()
         self._labels: dict[str, tuple[dict[str, str], tuple[tuple[str, str], ...]]] = {}
         self._samples: dict[tuple[str, str], tuple[str, Sample]] = {}
 
@@ -142,16 +167,35 @@ class _SeriesCache:
             self._labels[label_string] = entry
         return entry
 
-    def sample(self, metric: str, label_string: str, pairs: tuple[tuple[str, str], ...], raw: str) -> Sample:
+    def sample(
+        self, metric: str, label_string: str, pairs: tuple[tuple[str, str], ...], raw: str
+    ) -> Sample | None:
+        """The decoded sample, or None (logged rate-limited, reported) for an invalid record."""
         slot = (metric, label_string)
         cached = self._samples.get(slot)
         if cached is not None and cached[0] == raw:
             return cached[1]
-        sample = decode_sample(SeriesKey(metric, pairs), raw)
+        try:
+            sample = decode_sample(SeriesKey(metric, pairs), raw)
+        except InvalidRecord as error:
+            self._invalid(metric, label_string, error)
+            return None
         if len(self._samples) >= self._size:
             self._samples.clear()
         self._samples[slot] = (raw, sample)
         return sample
+
+    def _invalid(self, metric: str, label_string: str, error: InvalidRecord) -> None:
+        if self._on_invalid is not None:
+            self._on_invalid(metric, label_string)
+        held_back = self._throttle.due(metric)
+        if held_back is not None:
+            logger.warning(
+                "skipping an invalid stored series of %s (%d more skipped since the last such line): %s",
+                metric,
+                held_back,
+                error,
+            )
 
 
 def _select(
@@ -162,7 +206,9 @@ def _select(
     for label_string in sorted(entries):
         labels, pairs = cache.labels(label_string)
         if selector is None or selector.matches(labels):
-            samples.append(cache.sample(metric, label_string, pairs, entries[label_string]))
+            sample = cache.sample(metric, label_string, pairs, entries[label_string])
+            if sample is not None:
+                samples.append(sample)
     return samples
 
 
@@ -219,6 +265,12 @@ def decode_status(raw: str) -> CollectorStatus:
     )
 
 
+def _replaces(sample: Sample, stored: str | None) -> bool:
+    """Whether ``sample`` may replace the stored record of its series: newer, or the record is invalid."""
+    kept = valid_sample(sample.key, stored)
+    return kept is None or kept.timestamp <= sample.timestamp
+
+
 def _group_by_metric(samples: Iterable[Sample]) -> dict[str, dict[str, Sample]]:
     """Samples per metric, per label string; of two samples of one series the newer source time wins."""
     grouped: dict[str, dict[str, Sample]] = {}
@@ -234,10 +286,16 @@ def _group_by_metric(samples: Iterable[Sample]) -> dict[str, dict[str, Sample]]:
 class Store:
     """Synchronous access to the schema, for collectors, the CLI and dashboards' helpers."""
 
-    def __init__(self, client: SyncClient, *, history_length: int = DEFAULT_HISTORY_LENGTH) -> None:
+    def __init__(
+        self,
+        client: SyncClient,
+        *,
+        history_length: int = DEFAULT_HISTORY_LENGTH,
+        on_invalid: InvalidRecordHook | None = None,
+    ) -> None:
         self.client = client
         self.history_length = history_length
-        self._cache = _SeriesCache()
+        self._cache = _SeriesCache(on_invalid=on_invalid)
 
     @classmethod
     def connect(cls, settings: ConnectionSettings, *, history_length: int = DEFAULT_HISTORY_LENGTH) -> Store:
@@ -280,10 +338,11 @@ class Store:
                 try:
                     pipe.watch(key)
                     stored = pipe.hmget(key, fields)
+                    # An invalid stored record (e.g. an inf time from an old writer) never blocks a write.
                     fresh = {
                         label_string: sample
                         for label_string, sample, current in zip(fields, series.values(), stored, strict=True)
-                        if current is None or float(json.loads(current)["t"]) <= sample.timestamp
+                        if _replaces(sample, current)
                     }
                     pipe.multi()
                     if fresh:
@@ -390,6 +449,11 @@ class Store:
                 self.client.srem(METRICS_KEY, *emptied)
         return retired
 
+    def _retirable(self, metric: str, label_string: str, raw: str, cutoff: float) -> bool:
+        """Not written since ``cutoff`` (collection time), or an invalid record that no read serves."""
+        sample = valid_sample(SeriesKey(metric, self._cache.labels(label_string)[1]), raw)
+        return sample is None or sample.collected_at < cutoff
+
     def _retire_metric(self, metric: str, cutoff: float) -> tuple[list[SeriesKey], int]:
         key = latest_key(metric)
         for _attempt in range(WRITE_ATTEMPTS):
@@ -398,7 +462,9 @@ class Store:
                 try:
                     pipe.watch(key)
                     entries: dict[str, str] = pipe.hgetall(key)
-                    stale = [name for name, raw in entries.items() if float(json.loads(raw)["c"]) < cutoff]
+                    stale = [
+                        name for name, raw in entries.items() if self._retirable(metric, name, raw, cutoff)
+                    ]
                     pipe.multi()
                     if stale:
                         pipe.hdel(key, *stale)
@@ -458,14 +524,20 @@ class Store:
 class AsyncStore:
     """The read side of the schema on redis-py's asyncio client, for the API server."""
 
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(self, client: AsyncClient, *, on_invalid: InvalidRecordHook | None = None) -> None:
         self.client = client
-        self._cache = _SeriesCache()
+        self._cache = _SeriesCache(on_invalid=on_invalid)
 
     @classmethod
-    def connect(cls, settings: ConnectionSettings, *, cluster: bool | None = None) -> AsyncStore:
+    def connect(
+        cls,
+        settings: ConnectionSettings,
+        *,
+        cluster: bool | None = None,
+        on_invalid: InvalidRecordHook | None = None,
+    ) -> AsyncStore:
         with translate_errors("connect"):
-            return cls(connect_async(settings, cluster=cluster))
+            return cls(connect_async(settings, cluster=cluster), on_invalid=on_invalid)
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -38,7 +38,7 @@ def test_auth_from_url_and_from_settings() -> None:
         # WHEN the password is in the URL, or given apart (a Secrets Manager token), THEN it works
         in_url = Store.connect(ConnectionSettings(f"redis://:s3cret@127.0.0.1:{port}/0"))
         apart = Store.connect(ConnectionSettings(f"redis://127.0.0.1:{port}/0", password="s3cret"))
-        in_url.write([Sample.of("m", {"a": "1"}, 1.0, 1.0)])
+        in_url.write([Sample.of("m", {"a": "1"}, 1.0, 1_700_000_000.0)])
         assert [s.value for s in apart.read_latest("m")] == [1.0]
         in_url.close()
         apart.close()
@@ -55,7 +55,7 @@ def test_tls_url_with_ca_file(redis_server: RedisServer, tmp_path: object) -> No
         # WHEN the client connects with rediss:// and the CA file THEN reads and writes work
         settings = ConnectionSettings(f"rediss://127.0.0.1:{port}/0", cluster=False, tls_ca_file=ca_file)
         store = Store.connect(settings)
-        store.write([Sample.of("tls_metric", {"a": "1"}, 3.0, 1.0)])
+        store.write([Sample.of("tls_metric", {"a": "1"}, 3.0, 1_700_000_000.0)])
         assert [s.value for s in store.read_latest("tls_metric")] == [3.0]
         store.close()
         # AND without the CA the certificate is refused
@@ -83,7 +83,10 @@ def test_async_store_reads_what_the_sync_store_wrote(topology: str, request: pyt
     writer.client.flushall()  # type: ignore[attr-defined]
     writer.describe("sqs_messages", unit="messages")
     writer.write(
-        [Sample.of("sqs_messages", {"queue": q, "state": "visible"}, n, 5.0) for q, n in (("a", 1), ("b", 2))]
+        [
+            Sample.of("sqs_messages", {"queue": q, "state": "visible"}, n, 1_700_000_005.0)
+            for q, n in (("a", 1), ("b", 2))
+        ]
     )
 
     async def read() -> tuple[list[Sample], list[str]]:
@@ -97,6 +100,6 @@ def test_async_store_reads_what_the_sync_store_wrote(topology: str, request: pyt
             await reader.close()
 
     samples, infos = asyncio.run(read())
-    assert [(s.labels["queue"], s.value, s.timestamp) for s in samples] == [("b", 2.0, 5.0)]
+    assert [(s.labels["queue"], s.value, s.timestamp) for s in samples] == [("b", 2.0, 1_700_000_005.0)]
     assert infos == ["sqs_messages:messages:2"]
     writer.close()

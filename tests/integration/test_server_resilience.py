@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import signal
 import socket
@@ -27,10 +28,17 @@ from tests.support.server_harness import (
     server_config,
     settings_for,
 )
-from tidegauge.localredis import RedisServer, free_port
+from tidegauge.localredis import (
+    CLUSTER_BUS_OFFSET,
+    MAX_PORT,
+    RedisCluster,
+    RedisServer,
+    free_port,
+    free_ports,
+)
 from tidegauge.model import Sample
 from tidegauge.redis_connection import ConnectionSettings
-from tidegauge.store import AsyncStore, LabelMatcher, Store
+from tidegauge.store import AsyncStore, LabelMatcher, Store, latest_key
 
 pytestmark = pytest.mark.integration
 
@@ -61,30 +69,83 @@ def wait_for(predicate: Any, seconds: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def test_redis_outage_is_fast_503_not_ready_and_recovers_on_the_same_port(pki: Pki) -> None:
+def redis_up_gauge(server: ServerThread) -> str:
+    body = request(server.server.metrics_port, "/metrics", None).body.decode()
+    return next(line for line in body.splitlines() if line.startswith("tidegauge_redis_up "))
+
+
+def test_redis_outage_keeps_readiness_and_discovery_answers_503_and_recovers_on_the_same_port(
+    pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
     port = free_port()
     redis = RedisServer(port=port).start()
     seed(redis.url)
-    settings = settings_for(pki, request_timeout_seconds=1.0, readiness_cache_seconds=0.0)
+    # The metric-list refresh (its own WARNING when Redis is down) stays out of the counted window.
+    settings = settings_for(pki, request_timeout_seconds=1.0, metric_list_refresh_seconds=3600)
     with ServerThread(settings, server_config(redis.url)) as server:
         assert metric(server, pki).status == 200
+        assert redis_up_gauge(server) == "tidegauge_redis_up 1"
         # GIVEN Redis stops WHEN the HPA asks THEN a 503 Status well within the aggregator's timeout
         redis.stop()
-        started = time.monotonic()
-        reply = metric(server, pki)
-        assert time.monotonic() - started < 2.5
-        assert reply.status == 503 and reply.json()["reason"] == "ServiceUnavailable"
-        assert "Retry-After" not in reply.headers and "Connection refused" not in reply.body.decode()
-        assert request(server.port, "/readyz", pki.context()).status == 503
-        assert request(server.port, "/healthz", pki.context()).status == 200
-        # WHEN Redis comes back on the same port THEN answers and readiness recover without a restart
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            for _ in range(5):
+                started = time.monotonic()
+                reply = metric(server, pki)
+                assert time.monotonic() - started < 2.5
+                assert reply.status == 503 and reply.json()["reason"] == "ServiceUnavailable"
+                assert "Retry-After" not in reply.headers and "Connection refused" not in reply.body.decode()
+            # THEN the server stays ready and discovery answers: the APIService stays Available
+            assert request(server.port, "/readyz", pki.context()).status == 200
+            discovery = request(
+                server.port,
+                "/apis/external.metrics.k8s.io/v1beta1",
+                pki.context(pki.aggregator),
+                aggregator_headers(),
+            )
+            assert discovery.status == 200 and discovery.json()["kind"] == "APIResourceList"
+            assert redis_up_gauge(server) == "tidegauge_redis_up 0"
+        # THEN the outage is logged once, not once per request
+        warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
+        assert len(warnings) == 1, [record.getMessage() for record in warnings]
+        assert "Redis unavailable" in warnings[0].getMessage()
+        # WHEN Redis comes back on the same port THEN answers recover without a restart
         redis = RedisServer(port=port).start()
         try:
             seed(redis.url)
             wait_for(lambda: metric(server, pki).status == 200)
+            assert redis_up_gauge(server) == "tidegauge_redis_up 1"
             assert request(server.port, "/readyz", pki.context()).status == 200
         finally:
             redis.stop()
+
+
+@pytest.mark.cluster
+def test_server_started_before_its_cluster_answers_503_then_reads_in_cluster_mode(pki: Pki) -> None:
+    # GIVEN the ports of a cluster that is not up yet, and a config URL naming a node that does NOT
+    # own the metric's slot (a standalone client would get MOVED from it)
+    ports = free_ports(3, MAX_PORT - CLUSTER_BUS_OFFSET)
+    cluster = RedisCluster(ports=ports)
+    owner = cluster.primary_index(latest_key("sqs_messages"))
+    url = f"redis://127.0.0.1:{ports[(owner + 1) % 3]}/0"
+    with ServerThread(settings_for(pki, request_timeout_seconds=1.0), server_config(url)) as server:
+        # WHEN the HPA asks before the cluster is up THEN a 503 Status, and the server stays ready
+        reply = metric(server, pki)
+        assert reply.status == 503 and reply.json()["reason"] == "ServiceUnavailable"
+        assert request(server.port, "/readyz", pki.context()).status == 200
+        # WHEN the cluster comes up on those ports THEN the metric is served: never a 500 (MOVED)
+        with cluster:
+            seed(cluster.url)
+            codes: list[int] = []
+
+            def answered() -> bool:
+                codes.append(metric(server, pki).status)
+                return codes[-1] != 503
+
+            wait_for(answered)
+            assert set(codes) <= {503, 200} and codes[-1] == 200, codes
+            items = metric(server, pki).json()["items"]
+            assert [(item["metricLabels"], item["value"]) for item in items] == [({"queue": "orders"}, "5")]
 
 
 def served_certificate_digest(port: int, pki: Pki) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tidegauge.model import CollectorStatus, Sample, SeriesKey
+from tidegauge.model import CollectorStatus, Sample, SeriesKey, format_labels
 from tidegauge.selectors import parse_selector
 from tidegauge.store import Store, history_key, latest_key, meta_key
 
@@ -175,3 +175,47 @@ def test_repeated_reads_see_rewritten_values(store: Store) -> None:
     store.write([sqs("orders", "visible", 11, NOW + 15)])
     [sample] = store.read_latest("sqs_messages")
     assert (sample.value, sample.timestamp) == (11.0, NOW + 15)
+
+
+# Records an older writer could store: non-finite and implausible times, and bytes that are no record.
+INVALID_RECORDS = {
+    "inf": '{"v":1,"t":Infinity,"c":Infinity,"src":"old"}',
+    "nan": '{"v":1,"t":NaN,"c":NaN,"src":"old"}',
+    "far-future": '{"v":1,"t":1e20,"c":1e20,"src":"old"}',
+    "milliseconds": '{"v":1,"t":1790000000000,"c":1790000000000,"src":"old"}',
+    "inf-value": '{"v":Infinity,"t":1790000000,"c":1790000000,"src":"old"}',
+    "garbage": "not a record",
+}
+
+
+def plant_invalid_records(store: Store) -> None:
+    store.client.hset(  # type: ignore[attr-defined]
+        latest_key("sqs_messages"),
+        mapping={format_labels((("queue", name),)): raw for name, raw in INVALID_RECORDS.items()},
+    )
+
+
+def test_invalid_stored_records_are_skipped_counted_and_retired(store: Store) -> None:
+    # GIVEN one good series and six invalid records beside it
+    store.write([Sample.of("sqs_messages", {"queue": "good"}, 5, NOW, collected_at=NOW)])
+    plant_invalid_records(store)
+    skipped: list[str] = []
+    reader = Store(store.client, on_invalid=lambda metric, labels: skipped.append(f"{metric} {labels}"))
+    # WHEN read THEN the good series answers, and each invalid record is skipped and reported
+    assert [(s.labels, s.value) for s in reader.read_latest("sqs_messages")] == [({"queue": "good"}, 5.0)]
+    assert sorted(skipped) == sorted(f"sqs_messages queue={name}" for name in INVALID_RECORDS)
+    # WHEN stale series are retired THEN the invalid records go too (the good one is recent)
+    retired = reader.retire_stale(3600, now=NOW)
+    assert sorted(key.label_string for key in retired) == sorted(f"queue={name}" for name in INVALID_RECORDS)
+    assert list(store.client.hgetall(latest_key("sqs_messages"))) == ["queue=good"]
+
+
+def test_a_correct_write_replaces_an_invalid_stored_record(store: Store) -> None:
+    # GIVEN invalid records stored by an older writer (an inf time looks newer than anything)
+    plant_invalid_records(store)
+    # WHEN a collector writes correct samples of those series THEN none is refused as "older"
+    rewritten = [Sample.of("sqs_messages", {"queue": name}, 7, NOW) for name in INVALID_RECORDS]
+    assert store.write(rewritten) == len(INVALID_RECORDS)
+    assert sorted((s.labels["queue"], s.value) for s in store.read_latest("sqs_messages")) == sorted(
+        (name, 7.0) for name in INVALID_RECORDS
+    )

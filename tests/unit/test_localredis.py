@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from tidegauge import localredis
-from tidegauge.localredis import CLUSTER_BUS_OFFSET, MAX_PORT, RedisServer, RedisServerStartError, free_port
+from tidegauge.localredis import (
+    CLUSTER_BUS_OFFSET,
+    MAX_PORT,
+    RedisServer,
+    RedisServerStartError,
+    free_port,
+    free_ports,
+)
 
 
 def test_free_port_stays_at_or_below_the_limit() -> None:
@@ -34,3 +41,9 @@ def test_a_failed_start_retries_on_a_new_port(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(RedisServerStartError):
         RedisServer(binary="/bin/false", cluster_enabled=True).start()
     assert picked == [40000, 40001, 40002]
+
+
+def test_free_ports_are_distinct_and_leave_room_for_a_cluster_bus() -> None:
+    limit = MAX_PORT - CLUSTER_BUS_OFFSET
+    ports = free_ports(50, limit)
+    assert len(set(ports)) == 50 and max(ports) <= limit

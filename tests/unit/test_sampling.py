@@ -21,7 +21,7 @@ from tidegauge.sources.sampling import LAST_ACTIVE_MARKER, is_active, is_quiet, 
 from tidegauge.store import Store
 
 REGION = "eu-west-1"
-START = 1_800_000_000.0
+START = 1_700_000_000.0
 
 
 def rounds_at(clock: FakeClock, *, wants_more: bool = True, durations: tuple[float, ...] = (0.0,)) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from tidegauge.selectors import parse_selector
 from tidegauge.server.provider import ExternalMetricsProvider, MetricNotFound
 from tidegauge.store import LabelMatcher, StoreUnavailable
 
-NOW = 1_800_000_000.0
+NOW = 1_700_000_000.0
 CONFIG = server_config(
     "redis://127.0.0.1:1/0"
 )  # sqs_messages: max age 120; db_load: 300, fallback 0.5 after 60
@@ -164,9 +165,26 @@ def test_slow_store_is_unavailable_within_the_read_timeout() -> None:
         get(provider(reader, Clock(), read_timeout_seconds=0.05))
 
 
-def test_value_without_a_quantity_form_is_left_out() -> None:
-    values = get(provider(FakeReader([sqs("a", 1, 0), sqs("b", 1e16, 0)]), Clock()))
-    assert [dict(v.labels)["queue"] for v in values] == ["a"]
+def test_value_without_a_quantity_form_is_left_out_counted_and_logged_once_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    p = provider(FakeReader([sqs("a", 1, 0), sqs("b", 1e16, 0), sqs("c", -9.3e15, 0)]), clock)
+    dropped: list[tuple[str, str]] = []
+    p.record_dropped = lambda metric, reason: dropped.append((metric, reason))
+    caplog.set_level(logging.WARNING, logger="tidegauge.server.provider")
+    # GIVEN values the HPA cannot read (|v| >= 9.2e15) WHEN read three times within a minute
+    for _ in range(3):
+        values = get(p)
+        clock.now += 1
+        # THEN the other series still answer
+        assert [dict(v.labels)["queue"] for v in values] == ["a"]
+    # THEN every series left out is counted, and logged once for the interval, not per read
+    assert dropped == [("sqs_messages", "unservable")] * 6
+    assert len(caplog.records) == 1 and "not serving series queue=b" in caplog.records[0].getMessage()
+    clock.now += 60
+    get(p)
+    assert len(caplog.records) == 2 and "5 more left out" in caplog.records[1].getMessage()
 
 
 def test_metric_list_keeps_the_last_good_answer_when_the_store_fails() -> None:

@@ -60,7 +60,7 @@ def test_reads_visible_in_flight_and_delayed_counts_of_each_queue(
         sqs.send_message(QueueUrl=url, MessageBody=body)
     sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, VisibilityTimeout=120)
     sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=300)
-    clock = FakeClock(1_800_000_000.0)
+    clock = FakeClock(1_700_000_000.0)
     collector = SqsCollector(factory, clock=clock)
 
     # WHEN one round is taken

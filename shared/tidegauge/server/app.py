@@ -60,7 +60,8 @@ def status_for(error: Exception) -> errors.ApiError:
     if isinstance(error, MetricNotFound):
         return errors.not_found(str(error))
     if isinstance(error, StoreUnavailable):
-        logger.warning("metrics store unavailable: %s", error)
+        # Logged once per outage and summarised per interval by RedisHealth, not per request.
+        logger.debug("metrics store unavailable: %s", error)
         return errors.service_unavailable()
     if isinstance(error, AuthorizationUnavailable):
         logger.warning("authorization unavailable: %s", error)

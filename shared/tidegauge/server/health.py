@@ -1,59 +1,78 @@
-"""Readiness: the store answers a ping (result cached briefly) and the server is not shutting down.
+"""Readiness (can this process serve the API?) and Redis health (can it answer metric requests?).
 
-Liveness (``/healthz``, ``/livez``) only says the process serves requests; a Redis outage makes the
-server not ready, never not alive, so the kubelet does not restart a process that will recover alone.
+Readiness is NOT tied to Redis: an unready aggregated server makes its APIService unavailable, which
+breaks discovery cluster-wide. It fails only while draining; listening, TLS and the authentication
+config are in place before the port opens. A Redis outage is a 503 per metric request instead,
+visible as the ``tidegauge_redis_up`` gauge and in the log: one line when it starts, one summary per
+interval while it lasts, one line when it ends.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
-
-from tidegauge.store import StoreError
 
 logger = logging.getLogger(__name__)
 
-
-class Pinger(Protocol):
-    async def ping(self) -> bool: ...
+SUMMARY_INTERVAL_SECONDS = 60.0
 
 
 class Readiness:
     """``problem()`` is None when ready, else a short reason for the ``/readyz`` body."""
 
-    def __init__(
-        self,
-        store: Pinger,
-        *,
-        cache_seconds: float = 1.0,
-        timeout_seconds: float = 1.0,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._store = store
-        self._cache_seconds = cache_seconds
-        self._timeout = timeout_seconds
-        self._monotonic = monotonic
-        self._checked_at = float("-inf")
-        self._store_problem: str | None = None
-        self._lock = asyncio.Lock()
+    def __init__(self) -> None:
         self.draining = False
 
     async def problem(self) -> str | None:
-        if self.draining:
-            return "shutting down"
-        async with self._lock:
-            if self._monotonic() - self._checked_at >= self._cache_seconds:
-                self._store_problem = await self._ping()
-                self._checked_at = self._monotonic()
-        return self._store_problem
+        return "shutting down" if self.draining else None
 
-    async def _ping(self) -> str | None:
-        try:
-            await asyncio.wait_for(self._store.ping(), self._timeout)
-        except (StoreError, TimeoutError) as error:
-            logger.warning("not ready: metrics store unavailable: %s", error or "ping timed out")
-            return "metrics store unavailable"
-        return None
+
+class RedisHealth:
+    """Whether Redis answered the last time the server asked; transitions logged, failures summarised."""
+
+    def __init__(
+        self,
+        *,
+        summary_interval_seconds: float = SUMMARY_INTERVAL_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.up: bool | None = None
+        """None until the first answer or failure."""
+        self._interval = summary_interval_seconds
+        self._monotonic = monotonic
+        self._down_since = 0.0
+        self._summarised_at = 0.0
+        self._failures = 0
+        self._unsummarised = 0
+
+    def succeeded(self) -> None:
+        if self.up is False:
+            logger.warning(
+                "Redis answers again after %.0f s unavailable (%d failed reads)",
+                self._monotonic() - self._down_since,
+                self._failures,
+            )
+        elif self.up is None:
+            logger.info("Redis answers")
+        self.up = True
+
+    def failed(self, error: Exception) -> None:
+        now = self._monotonic()
+        if self.up is not False:
+            self.up = False
+            self._down_since = self._summarised_at = now
+            self._failures, self._unsummarised = 1, 0
+            logger.warning("Redis unavailable, metric requests answer 503 until it answers: %s", error)
+            return
+        self._failures += 1
+        self._unsummarised += 1
+        if now - self._summarised_at >= self._interval:
+            logger.warning(
+                "Redis still unavailable after %.0f s: %d failed reads in the last %.0f s; last error: %s",
+                now - self._down_since,
+                self._unsummarised,
+                now - self._summarised_at,
+                error,
+            )
+            self._summarised_at, self._unsummarised = now, 0

@@ -39,6 +39,7 @@ from tidegauge.quantity import QuantityError
 from tidegauge.selectors import Operator, Selector, parse_selector
 from tidegauge.server.types import ExternalMetricValue
 from tidegauge.store import LabelMatcher, StoreError, StoreUnavailable
+from tidegauge.throttle import LogThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,9 @@ class ExternalMetricsProvider:
         self._unfresh_since: dict[tuple[str, str, str], float] = {}
         self._metrics: list[MetricInfo] = []
         self.record_fallback: Callable[[str], None] = lambda metric: None
+        self.record_dropped: Callable[[str, str], None] = lambda metric, reason: None
+        """Told ``(metric, reason)`` for each series a read leaves out (e.g. |value| >= 9.2e15)."""
+        self._dropped_log = LogThrottle(monotonic=monotonic)
         self.newest_timestamps: dict[str, float] = {}
         """Per metric, the newest source timestamp seen in its last read (for telemetry)."""
 
@@ -226,7 +230,7 @@ class ExternalMetricsProvider:
             raise StoreUnavailable(f"reading {name} took longer than {self._read_timeout:g} s") from error
         previous = self._rendered.get(name, {})
         rendered: dict[_SeriesVersion, _Series] = {}
-        series = _series_of(name, samples, previous, rendered)
+        series = _series_of(name, samples, previous, rendered, self._dropped)
         if name not in self._rendered and len(self._rendered) >= _MEMORY_LIMIT:
             self._rendered.clear()
         self._rendered[name] = rendered
@@ -234,16 +238,31 @@ class ExternalMetricsProvider:
             self.newest_timestamps[name] = max(s.timestamp for s in series)
         return _Snapshot(started, series)
 
+    def _dropped(self, name: str, label_string: str, error: Exception) -> None:
+        """A series left out of ``name``'s answers: counted, and logged at most once per interval."""
+        self.record_dropped(name, "unservable")
+        held_back = self._dropped_log.due(name)
+        if held_back is not None:
+            logger.warning(
+                "not serving series %s of %s (%d more left out since the last such line): %s",
+                label_string,
+                name,
+                held_back,
+                error,
+            )
+
 
 def _series_of(
     name: str,
     samples: Sequence[Sample],
     previous: dict[_SeriesVersion, _Series],
     rendered: dict[_SeriesVersion, _Series],
+    dropped: Callable[[str, str, Exception], None],
 ) -> tuple[_Series, ...]:
     """Samples as API values; unchanged ones reuse the previous read's rendering, new ones render now.
 
-    A value with no quantity form is logged and left out.
+    A series that cannot be rendered (a value with no quantity form: |v| >= 9.2e15) is reported to
+    ``dropped`` and left out; it never fails the other series' answer.
     """
     series: list[_Series] = []
     for sample in samples:
@@ -257,8 +276,8 @@ def _series_of(
         value = ExternalMetricValue(name, labels, sample.timestamp, sample.value)
         try:
             value.encoded()
-        except QuantityError as error:
-            logger.warning("not serving series %s of %s: %s", sample.key.label_string, name, error)
+        except (QuantityError, ValueError, OverflowError, OSError) as error:
+            dropped(name, sample.key.label_string, error)
             continue
         entry = _Series(labels, sample.timestamp, value)
         series.append(entry)

@@ -11,8 +11,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -24,25 +23,21 @@ from tidegauge.server.app import Services, create_app
 from tidegauge.server.authconfig import AuthenticationConfig, AuthenticationConfigLoader
 from tidegauge.server.authn import Authenticator
 from tidegauge.server.authz import AlwaysAllowAuthenticated, Authorizer, WebhookAuthorizer
+from tidegauge.server.backend import RedisBackend, ServerStore, connect_when_answering
 from tidegauge.server.discovery import EXTERNAL_METRICS, Discovery
-from tidegauge.server.health import Pinger, Readiness
+from tidegauge.server.health import Readiness, RedisHealth
 from tidegauge.server.kube import KubeClient, KubeConnection, from_kubeconfig, in_cluster
 from tidegauge.server.openapi import OpenApi
-from tidegauge.server.provider import ExternalMetricsProvider, MetricReader
+from tidegauge.server.provider import ExternalMetricsProvider
 from tidegauge.server.settings import AuthorizationMode, ServerSettings
 from tidegauge.server.telemetry import CONTENT_TYPE, Telemetry
 from tidegauge.server.tls import ServingTls
-from tidegauge.store import AsyncStore, StoreError
 
 logger = logging.getLogger(__name__)
 
 SERVED = (EXTERNAL_METRICS,)
-
-
-class ServerStore(MetricReader, Pinger, Protocol):
-    """What the server needs of :class:`AsyncStore` (tests pass a wrapper)."""
-
-    async def close(self) -> None: ...
+REDIS_CHECK_SECONDS = 5.0
+"""How often Redis is pinged between requests, for the ``tidegauge_redis_up`` gauge."""
 
 
 class SettingsError(ValueError):
@@ -53,9 +48,9 @@ def _connection(kubeconfig: str | None) -> KubeConnection | None:
     return from_kubeconfig(kubeconfig) if kubeconfig else in_cluster()
 
 
-def _connect_store(config: Config) -> AsyncStore:
+def _connection_settings(config: Config) -> ConnectionSettings:
     redis = config.redis
-    settings = ConnectionSettings(
+    return ConnectionSettings(
         url=redis.url,
         cluster=redis.cluster,
         username=redis.username,
@@ -63,15 +58,6 @@ def _connect_store(config: Config) -> AsyncStore:
         tls_ca_file=redis.tls_ca_file,
         socket_timeout_seconds=redis.socket_timeout_seconds,
     )
-    try:
-        return AsyncStore.connect(settings)
-    except StoreError as error:
-        logger.warning(
-            "cannot detect Redis cluster mode now (%s); assuming a standalone server. "
-            "Set redis.cluster in the config to avoid guessing.",
-            error,
-        )
-        return AsyncStore.connect(settings, cluster=False)
 
 
 class Server:
@@ -95,6 +81,21 @@ class Server:
         self._kube_clients: list[KubeClient] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._runners: list[web.AppRunner] = []
+
+    def _store_connector(self, telemetry: Telemetry) -> Callable[[], Awaitable[ServerStore]]:
+        given = self._given_store
+        if given is not None:
+
+            async def existing() -> ServerStore:
+                return given
+
+            return existing
+        settings = _connection_settings(self.config)
+
+        def invalid(metric: str, _label_string: str) -> None:
+            telemetry.series_dropped.inc(metric, "invalid-record")
+
+        return lambda: connect_when_answering(settings, invalid)
 
     def _kube_client(self, kubeconfig: str | None) -> KubeClient | None:
         connection = _connection(kubeconfig)
@@ -133,7 +134,9 @@ class Server:
         auth_config = await loader.load()
         telemetry = Telemetry(clock=self.clock)
         authorizer = self._authorizer(telemetry)
-        self.store: ServerStore = self._given_store or _connect_store(self.config)
+        self.redis_health = RedisHealth()
+        self.store = RedisBackend(self._store_connector(telemetry), self.redis_health)
+        telemetry.redis_up = lambda: self.redis_health.up
         provider = ExternalMetricsProvider(
             self.store,
             self.config,
@@ -143,6 +146,7 @@ class Server:
         )
         telemetry.newest_timestamps = provider.newest_timestamps
         provider.record_fallback = telemetry.fallbacks.inc
+        provider.record_dropped = telemetry.series_dropped.inc
         self.tls = ServingTls(settings.tls_cert_file, settings.tls_private_key_file, auth_config.all_cas)
         self.authenticator = Authenticator(
             auth_config,
@@ -151,11 +155,7 @@ class Server:
             cache_size=settings.auth_cache_size,
             record=telemetry.authentications.inc,
         )
-        self.readiness = Readiness(
-            self.store,
-            cache_seconds=settings.readiness_cache_seconds,
-            timeout_seconds=settings.request_timeout_seconds,
-        )
+        self.readiness = Readiness()
         self.services = Services(
             provider=provider,
             authenticator=self.authenticator,
@@ -180,6 +180,11 @@ class Server:
             tasks.start_periodic("tls-reload", settings.tls_reload_interval_seconds, self._reload_tls),
             tasks.start_periodic(
                 "metric-list", settings.metric_list_refresh_seconds, provider.refresh_metric_list
+            ),
+            tasks.start_periodic(
+                "redis-health",
+                REDIS_CHECK_SECONDS,
+                lambda: self.store.check(settings.request_timeout_seconds),
             ),
             tasks.start_periodic(
                 "authentication-config",

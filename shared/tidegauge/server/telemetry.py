@@ -105,7 +105,15 @@ class Telemetry:
         self.fallbacks = Counter(
             "tidegauge_fallback_served_total", "Fallback values served, by metric.", ("metric",)
         )
+        self.series_dropped = Counter(
+            "tidegauge_series_dropped_total",
+            "Series left out of a read, by metric and reason (invalid-record: bad stored time or value; "
+            "unservable: |value| >= 9.2e15, no quantity form).",
+            ("metric", "reason"),
+        )
         self.newest_timestamps = newest_timestamps if newest_timestamps is not None else {}
+        self.redis_up: Callable[[], bool | None] = lambda: None
+        """Read at scrape time: did Redis answer the server's last request (None: not asked yet)?"""
         self._clock = clock
 
     def render(self) -> bytes:
@@ -116,9 +124,16 @@ class Telemetry:
             self.authentications,
             self.authorizations,
             self.fallbacks,
+            self.series_dropped,
         ):
             lines += family.render()
         lines += self.latency.render()
+        up = self.redis_up()
+        lines += [
+            "# HELP tidegauge_redis_up 1 if Redis answered the server's last request or ping, else 0.",
+            "# TYPE tidegauge_redis_up gauge",
+            f"tidegauge_redis_up {1 if up else 0}",
+        ]
         gauge = "tidegauge_metric_newest_sample_age_seconds"
         lines += [
             f"# HELP {gauge} Age (source time) of the newest sample of each metric the server has read.",

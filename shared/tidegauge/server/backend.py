@@ -1,0 +1,110 @@
+"""The server's Redis: connected once Redis answers, every outcome reported to :class:`RedisHealth`.
+
+Cluster mode is never guessed: with ``redis.cluster`` unset it is asked of Redis on first contact, and
+until Redis answers every read is :class:`StoreUnavailable` (a 503), retried at most once per
+``retry_seconds`` so an outage costs no connection attempt per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+from tidegauge.model import MetricInfo, Sample
+from tidegauge.redis_connection import ConnectionSettings, cluster_enabled_async
+from tidegauge.server.health import RedisHealth
+from tidegauge.store import AsyncStore, InvalidRecordHook, LabelMatcher, StoreUnavailable, translate_errors
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RETRY_SECONDS = 1.0
+
+
+class ServerStore(Protocol):
+    """What the server needs of :class:`AsyncStore` (tests pass a wrapper)."""
+
+    async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]: ...
+    async def list_metrics(self) -> list[MetricInfo]: ...
+    async def ping(self) -> bool: ...
+    async def close(self) -> None: ...
+
+
+async def connect_when_answering(
+    settings: ConnectionSettings, on_invalid: InvalidRecordHook | None = None
+) -> AsyncStore:
+    """An :class:`AsyncStore` in the mode the config names, or else the mode Redis reports now."""
+    with translate_errors("detect whether Redis runs in cluster mode"):
+        cluster = await cluster_enabled_async(settings)
+    if settings.cluster is None:
+        logger.info("Redis runs in %s mode", "cluster" if cluster else "standalone")
+    return AsyncStore.connect(settings, cluster=cluster, on_invalid=on_invalid)
+
+
+class RedisBackend:
+    """A :class:`ServerStore` that connects lazily and tells ``health`` whether Redis answered."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[ServerStore]],
+        health: RedisHealth,
+        *,
+        retry_seconds: float = RETRY_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._connect = connect
+        self.health = health
+        self._retry_seconds = retry_seconds
+        self._monotonic = monotonic
+        self._store: ServerStore | None = None
+        self._lock = asyncio.Lock()
+        self._failed_at = float("-inf")
+        self._failure: StoreUnavailable | None = None
+
+    async def _connected(self) -> ServerStore:
+        if self._store is not None:
+            return self._store
+        async with self._lock:
+            if self._store is None:
+                if self._failure is not None and self._monotonic() - self._failed_at < self._retry_seconds:
+                    raise StoreUnavailable(str(self._failure))
+                try:
+                    self._store = await self._connect()
+                except StoreUnavailable as error:
+                    self._failed_at, self._failure = self._monotonic(), error
+                    raise
+            return self._store
+
+    async def _call(self, action: Callable[[ServerStore], Awaitable[T]]) -> T:
+        try:
+            result = await action(await self._connected())
+        except StoreUnavailable as error:
+            self.health.failed(error)
+            raise
+        self.health.succeeded()
+        return result
+
+    async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
+        return await self._call(lambda store: store.read_latest(metric, selector))
+
+    async def list_metrics(self) -> list[MetricInfo]:
+        return await self._call(lambda store: store.list_metrics())
+
+    async def ping(self) -> bool:
+        return await self._call(lambda store: store.ping())
+
+    async def check(self, timeout_seconds: float) -> None:
+        """Ping Redis (for the health gauge between requests); a failure is recorded, not raised."""
+        try:
+            await asyncio.wait_for(self.ping(), timeout_seconds)
+        except StoreUnavailable:
+            pass
+        except TimeoutError:
+            self.health.failed(StoreUnavailable(f"Redis did not answer a ping within {timeout_seconds:g} s"))
+
+    async def close(self) -> None:
+        if self._store is not None:
+            await self._store.close()
