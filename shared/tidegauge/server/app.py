@@ -81,7 +81,7 @@ class Handler:
             services.response_cache_seconds, 10_000
         )
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
         route = resolve(request.rel_url.raw_path)
         try:
@@ -98,7 +98,7 @@ class Handler:
         telemetry.latency.observe(time.perf_counter() - started, code, route.kind.value)
         return response
 
-    async def _answer(self, request: web.Request, route: Route) -> web.StreamResponse:
+    async def _answer(self, request: web.BaseRequest, route: Route) -> web.StreamResponse:
         services = self.services
         if route.kind is RouteKind.HEALTH:
             return await self._health(request, route)
@@ -124,7 +124,7 @@ class Handler:
         if not decision.allowed:
             raise errors.forbidden(route.attributes.denial(user, decision.reason))
 
-    async def _external_metric(self, request: web.Request, route: Route) -> web.Response:
+    async def _external_metric(self, request: web.BaseRequest, route: Route) -> web.Response:
         namespace, metric = route.namespace, route.metric
         if not _NAMESPACE.fullmatch(namespace):
             raise errors.bad_request(f"invalid namespace {namespace[:100]!r}: it must be a DNS label")
@@ -143,7 +143,7 @@ class Handler:
             self._bodies.put(key, body)
         return web.Response(body=body, content_type=JSON)
 
-    async def _health(self, request: web.Request, route: Route) -> web.Response:
+    async def _health(self, request: web.BaseRequest, route: Route) -> web.Response:
         if request.method not in _READ_METHODS:
             raise errors.method_not_allowed(request.method)
         if route.path.startswith("/readyz"):
@@ -153,7 +153,7 @@ class Handler:
         return web.Response(text="ok", content_type="text/plain")
 
 
-def _peer_certificate(request: web.Request) -> bytes | None:
+def _peer_certificate(request: web.BaseRequest) -> bytes | None:
     transport = request.transport
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     if ssl_object is None:
@@ -162,7 +162,11 @@ def _peer_certificate(request: web.Request) -> bytes | None:
     return certificate
 
 
-def create_app(services: Services) -> web.Application:
-    app = web.Application(handler_args={"max_line_size": 65536, "max_field_size": 65536})
-    app.router.add_route("*", "/{tail:.*}", Handler(services).__call__)
-    return app
+def create_server(services: Services) -> web.Server:
+    """aiohttp's low-level server: EVERY request (any method, any path bytes) reaches :class:`Handler`.
+
+    No router (``/{tail:.*}`` misses paths with a newline, and ``CONNECT`` targets), and no
+    ``Expect: 100-continue`` handling: a GET needs no interim answer, and none is sent before
+    authentication.
+    """
+    return web.Server(Handler(services).__call__)

@@ -37,8 +37,18 @@ class RateLimitedLog:
         self._monotonic = monotonic
         self._windows: dict[Hashable, _Window] = {}
 
-    def log(self, level: int, message: str, *args: object, key: Hashable | None = None) -> bool:
-        """Log ``message % args`` unless ``key`` was logged less than an interval ago; True when logged."""
+    def log(
+        self,
+        level: int,
+        message: str,
+        *args: object,
+        key: Hashable | None = None,
+        exc_info: BaseException | None = None,
+    ) -> bool:
+        """Log ``message % args`` unless ``key`` was logged less than an interval ago; True when logged.
+
+        ``exc_info`` (a traceback) is for the server's own faults only, never for a client's bad input.
+        """
         if not self.logger.isEnabledFor(level):
             return False
         key = message if key is None else key
@@ -60,9 +70,10 @@ class RateLimitedLog:
                 *args,
                 window.suppressed,
                 now - window.started,
+                exc_info=exc_info,
             )
         else:
-            self.logger.log(level, message, *args)
+            self.logger.log(level, message, *args, exc_info=exc_info)
         return True
 
     def warning(self, message: str, *args: object, key: Hashable | None = None) -> bool:
@@ -71,8 +82,14 @@ class RateLimitedLog:
     def info(self, message: str, *args: object, key: Hashable | None = None) -> bool:
         return self.log(logging.INFO, message, *args, key=key)
 
-    def error(self, message: str, *args: object, key: Hashable | None = None) -> bool:
-        return self.log(logging.ERROR, message, *args, key=key)
+    def error(
+        self,
+        message: str,
+        *args: object,
+        key: Hashable | None = None,
+        exc_info: BaseException | None = None,
+    ) -> bool:
+        return self.log(logging.ERROR, message, *args, key=key, exc_info=exc_info)
 
     def flush(self, level: int = logging.WARNING) -> None:
         """Report the counts still held (e.g. at shutdown or from a periodic task) and forget them."""

@@ -7,9 +7,11 @@ Shutdown: readiness fails at once, the listening sockets close, in-flight reques
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
+import ssl
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -20,16 +22,17 @@ from tidegauge import __version__, environment
 from tidegauge.config import Config
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.server import tasks
-from tidegauge.server.app import Services, create_app
+from tidegauge.server.app import Services, create_server
 from tidegauge.server.authconfig import AuthenticationConfig, AuthenticationConfigLoader
 from tidegauge.server.authn import Authenticator
 from tidegauge.server.authz import AlwaysAllowAuthenticated, Authorizer, WebhookAuthorizer
 from tidegauge.server.discovery import EXTERNAL_METRICS, Discovery
 from tidegauge.server.health import Pinger, Readiness
 from tidegauge.server.kube import KubeClient, KubeConnection, from_kubeconfig, in_cluster
+from tidegauge.server.listener import Listener, connection_cap
 from tidegauge.server.openapi import OpenApi
 from tidegauge.server.provider import ExternalMetricsProvider, MetricReader
-from tidegauge.server.settings import AuthorizationMode, ServerSettings
+from tidegauge.server.settings import AuthorizationMode, ConnectionLimits, ServerSettings
 from tidegauge.server.telemetry import CONTENT_TYPE, Telemetry
 from tidegauge.server.tls import ServingTls
 from tidegauge.store import AsyncStore, StoreError
@@ -94,7 +97,8 @@ class Server:
         self.stopping = asyncio.Event()
         self._kube_clients: list[KubeClient] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._runners: list[web.AppRunner] = []
+        self._runners: list[web.BaseRunner] = []
+        self._listeners: list[Listener] = []
 
     def _kube_client(self, kubeconfig: str | None) -> KubeClient | None:
         connection = _connection(kubeconfig)
@@ -167,14 +171,25 @@ class Server:
             response_cache_seconds=settings.response_cache_seconds,
             max_query_length=settings.max_query_length,
         )
-        secure = await self._listen(
-            create_app(self.services), settings.bind_address, settings.secure_port, True
+        limits = dataclasses.replace(
+            settings.connections, max_connections=connection_cap(settings.connections.max_connections)
         )
-        self.secure_port = secure
+        secure_runner = web.ServerRunner(
+            create_server(self.services), shutdown_timeout=settings.shutdown_timeout_seconds
+        )
+        secure = await self._listen(
+            secure_runner, limits, settings.bind_address, settings.secure_port, telemetry, self._tls_context
+        )
+        telemetry.open_connections = lambda: secure.open_connections
+        self.secure_port = secure.port
         if settings.metrics_port is not None:
-            self.metrics_port = await self._listen(
-                _metrics_app(telemetry), settings.metrics_bind_address, settings.metrics_port, False
+            metrics_runner = web.AppRunner(
+                _metrics_app(telemetry), access_log=None, shutdown_timeout=settings.shutdown_timeout_seconds
             )
+            metrics_limits = dataclasses.replace(limits, max_connections=settings.metrics_max_connections)
+            address, port = settings.metrics_bind_address, settings.metrics_port
+            metrics = await self._listen(metrics_runner, metrics_limits, address, port, telemetry)
+            self.metrics_port = metrics.port
         await provider.refresh_metric_list()
         self._tasks += [
             tasks.start_periodic("tls-reload", settings.tls_reload_interval_seconds, self._reload_tls),
@@ -194,15 +209,28 @@ class Server:
             secure,
         )
 
-    async def _listen(self, app: web.Application, host: str, port: int, secure: bool) -> int:
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.settings.shutdown_timeout_seconds)
+    async def _listen(
+        self,
+        runner: web.BaseRunner,
+        limits: ConnectionLimits,
+        host: str,
+        port: int,
+        telemetry: Telemetry,
+        tls_context: Callable[[], ssl.SSLContext | None] = lambda: None,
+    ) -> Listener:
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, host, port, ssl_context=self.tls.context if secure else None, backlog=1024)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        return int(server.sockets[0].getsockname()[1])
+        assert runner.server is not None
+        listener = Listener(
+            runner.server, limits, tls_context=tls_context, record=telemetry.connections_closed.inc
+        )
+        self._listeners.append(listener)
+        await listener.start(host, port)
+        return listener
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """The serving context of the moment: each new connection gets the newest one."""
+        return self.tls.context
 
     async def _reload_tls(self) -> None:
         self.tls.reload_if_changed()
@@ -226,9 +254,14 @@ class Server:
         """Stop accepting, let in-flight requests finish (bounded), release everything."""
         self.readiness.draining = True
         await tasks.cancel_all(self._tasks)
+        for listener in self._listeners:
+            listener.stop_accepting()
         for runner in self._runners:
             await runner.cleanup()
+        for listener in self._listeners:
+            listener.abort_all()
         self._runners.clear()
+        self._listeners.clear()
         await self.store.close()
         for client in self._kube_clients:
             await client.close()

@@ -105,6 +105,14 @@ class Telemetry:
         self.fallbacks = Counter(
             "tidegauge_fallback_served_total", "Fallback values served, by metric.", ("metric",)
         )
+        self.connections_closed = Counter(
+            "tidegauge_connections_closed_total",
+            "Connections the server cut or refused, by reason (refused, evicted-idle, header-timeout, "
+            "header-too-large, tls-handshake-failed).",
+            ("reason",),
+        )
+        self.open_connections: Callable[[], int] = lambda: 0
+        """Open connections of the secure port, read at scrape time."""
         self.newest_timestamps = newest_timestamps if newest_timestamps is not None else {}
         self._clock = clock
 
@@ -116,8 +124,14 @@ class Telemetry:
             self.authentications,
             self.authorizations,
             self.fallbacks,
+            self.connections_closed,
         ):
             lines += family.render()
+        lines += [
+            "# HELP tidegauge_connections_open Open connections of the secure port.",
+            "# TYPE tidegauge_connections_open gauge",
+            f"tidegauge_connections_open {self.open_connections()}",
+        ]
         lines += self.latency.render()
         gauge = "tidegauge_metric_newest_sample_age_seconds"
         lines += [

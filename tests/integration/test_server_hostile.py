@@ -1,0 +1,329 @@
+"""Hostile clients against the real server over real TLS on loopback (issue 10), with small sizes.
+
+A `tidegauge serve` subprocess (so its RSS can be read) with short bounds set by flags; each attack
+is replayed and the test checks that memory stays bounded, connections are cut, and every answer is
+a ``Status`` object.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.server_harness import (
+    Pki,
+    ServerThread,
+    aggregator_headers,
+    request,
+    server_config,
+    settings_for,
+)
+from tidegauge.localredis import RedisServer, free_port
+from tidegauge.server.settings import ConnectionLimits
+
+pytestmark = pytest.mark.integration
+
+HEADER_READ_TIMEOUT = 1.5
+IDLE_TIMEOUT = 1.0
+MAX_CONNECTIONS = 40
+MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADER_LINE_BYTES = 4 * 1024
+METRIC_PATH = "/apis/external.metrics.k8s.io/v1beta1/namespaces/shop/sqs_messages"
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[bytes]
+    port: int
+    metrics_port: int
+    pki: Pki
+
+    def rss_bytes(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
+
+    def metrics(self) -> str:
+        reply = request(self.metrics_port, "/metrics", None)
+        assert reply.status == 200
+        return reply.body.decode()
+
+
+def _wait_ready(served: Served, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert served.process.poll() is None, "the server exited"
+        try:
+            if request(served.port, "/readyz", served.pki.context(), timeout=2).status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("the server did not become ready")
+
+
+@pytest.fixture(scope="module", params=["c-parser", "python-parser"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
+) -> Iterator[Served]:
+    """The server with aiohttp's C parser, and with its pure-Python one (``AIOHTTP_NO_EXTENSIONS``)."""
+    pki = Pki(tmp_path_factory.mktemp("hostile-pki"))
+    port, metrics_port = free_port(), free_port()
+    command = [
+        sys.executable, "-m", "tidegauge.cli", "serve",
+        "--bind-address", "127.0.0.1", "--secure-port", str(port),
+        "--metrics-bind-address", "127.0.0.1", "--metrics-port", str(metrics_port),
+        "--tls-cert-file", pki.cert_file, "--tls-private-key-file", pki.key_file,
+        "--client-ca-file", pki.client_ca_file, "--requestheader-client-ca-file", pki.proxy_ca_file,
+        "--authentication-skip-lookup", "--authorization-mode", "AlwaysAllowAuthenticated",
+        "--redis-url", redis_server.url,
+        "--header-read-timeout", str(HEADER_READ_TIMEOUT), "--idle-timeout", str(IDLE_TIMEOUT),
+        "--max-connections", str(MAX_CONNECTIONS), "--max-header-bytes", str(MAX_HEADER_BYTES),
+        "--max-header-line-bytes", str(MAX_HEADER_LINE_BYTES),
+    ]  # fmt: skip
+    environment = {**os.environ, "TIDEGAUGE_CONFIG": ""}
+    if request.param == "python-parser":
+        environment["AIOHTTP_NO_EXTENSIONS"] = "1"
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=environment)
+    server = Served(process, port, metrics_port, pki)
+    try:
+        _wait_ready(server)
+        yield server
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+def tls_connect(served: Served | ServerThread, pki: Pki | None = None, client: Any = None) -> ssl.SSLSocket:
+    pki = pki or served.pki  # type: ignore[union-attr]
+    raw = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+    return pki.context(client).wrap_socket(raw, server_hostname="localhost")
+
+
+def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 answer (status, lower-cased headers, body) read from ``sock``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before an answer: {data!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    fields = (line.partition(":") for line in lines[1:])
+    headers = {name.strip().lower(): value.strip() for name, _, value in fields}
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return int(lines[0].split()[1]), headers, body[:length]
+
+
+def assert_status(code: int, headers: dict[str, str], body: bytes, expected: int) -> dict[str, Any]:
+    assert code == expected, body
+    assert headers["content-type"].startswith("application/json")
+    status: dict[str, Any] = json.loads(body)
+    assert status["kind"] == "Status" and status["code"] == expected
+    return status
+
+
+def closed_by_server(sock: socket.socket, within: float) -> float:
+    """Seconds until the server closed ``sock`` (EOF or reset), failing after ``within`` seconds."""
+    started = time.monotonic()
+    sock.settimeout(within)
+    try:
+        while sock.recv(65536):
+            pass
+    except (ConnectionError, ssl.SSLError):
+        pass
+    except TimeoutError as error:
+        raise AssertionError(f"the server kept the connection open for {within} s") from error
+    return time.monotonic() - started
+
+
+def send_until_cut(sock: ssl.SSLSocket, line: bytes, lines: int) -> int:
+    """Send ``GET`` then ``lines`` header lines and never the blank line; bytes sent before the cut."""
+    sent = 0
+    try:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(lines):
+            sock.sendall(line)
+            sent += len(line)
+    except (ConnectionError, ssl.SSLError, TimeoutError):
+        pass
+    return sent
+
+
+def test_unfinished_header_blocks_are_cut_and_memory_stays_bounded(served: Served) -> None:
+    # GIVEN 8 connections each sending 127 header lines of 60,000 bytes (7.6 MB) and never finishing
+    before = served.rss_bytes()
+    line = b"X-Filler: " + b"a" * 59_988 + b"\r\n"
+    sockets = [tls_connect(served) for _ in range(8)]
+    sent = [send_until_cut(sock, line, 127) for sock in sockets]
+    # THEN each is cut before it could send it all, and the server's memory stays flat
+    assert all(count < 127 * len(line) for count in sent), sent
+    growth = served.rss_bytes() - before
+    for sock in sockets:
+        closed_by_server(sock, 5)
+        sock.close()
+    assert growth < 24 * 1024 * 1024, f"RSS grew by {growth / 2**20:.1f} MiB"
+
+
+def test_header_block_over_the_total_bound_is_a_431_status(served: Served) -> None:
+    # GIVEN header lines each under the line bound, together over the total bound
+    sock = tls_connect(served)
+    lines = b"".join(b"X-Filler-%d: %s\r\n" % (index, b"b" * 3000) for index in range(8))
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + lines)
+    # THEN a 431 Status, and the connection is closed
+    code, headers, body = read_answer(sock)
+    status = assert_status(code, headers, body, 431)
+    assert str(MAX_HEADER_BYTES) in status["message"]
+    closed_by_server(sock, 5)
+    sock.close()
+
+
+def test_header_line_over_its_bound_is_a_400_status(served: Served) -> None:
+    sock = tls_connect(served)
+    long_line = b"X-Long: " + b"c" * (MAX_HEADER_LINE_BYTES + 10) + b"\r\n"
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + long_line + b"\r\n")
+    code, headers, body = read_answer(sock)
+    assert_status(code, headers, body, 400)
+    sock.close()
+
+
+def test_silent_and_slowloris_connections_are_cut_by_the_header_read_timeout(served: Served) -> None:
+    # GIVEN one TLS connection that sends nothing and one that sends a header byte every 0.2 s
+    silent = tls_connect(served)
+    slow = tls_connect(served)
+    started = time.monotonic()
+    slow.sendall(b"GET /healthz HTTP/1.1\r\n")
+    slow.settimeout(0.2)
+    cut = False
+    for _ in range(int(4 * HEADER_READ_TIMEOUT / 0.2)):
+        try:
+            slow.sendall(b"X")
+            if slow.recv(1) == b"":
+                cut = True
+                break
+        except TimeoutError:
+            continue
+        except (ConnectionError, ssl.SSLError):
+            cut = True
+            break
+    slow_seconds = time.monotonic() - started
+    # THEN both are closed once the header-read timeout has passed, not later
+    assert cut, "the slowloris connection was never cut"
+    assert HEADER_READ_TIMEOUT * 0.8 <= slow_seconds <= HEADER_READ_TIMEOUT + 2
+    closed_by_server(silent, HEADER_READ_TIMEOUT + 2)
+    for sock in (silent, slow):
+        sock.close()
+    assert 'tidegauge_connections_closed_total{reason="header-timeout"}' in served.metrics()
+
+
+def test_idle_keep_alive_connection_is_closed_after_the_idle_timeout(served: Served) -> None:
+    # GIVEN a keep-alive connection that got its answer
+    sock = tls_connect(served)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    code, _, body = read_answer(sock)
+    assert (code, body) == (200, b"ok")
+    # THEN the server closes it once idle for the idle timeout (not aiohttp's default hour)
+    assert closed_by_server(sock, IDLE_TIMEOUT + 3) >= IDLE_TIMEOUT * 0.8
+    sock.close()
+
+
+def test_connections_beyond_the_cap_close_the_oldest_idle_ones_and_probes_answer(served: Served) -> None:
+    # GIVEN as many idle TLS connections as the cap allows, and then ten more
+    sockets = [tls_connect(served) for _ in range(MAX_CONNECTIONS + 10)]
+    # WHEN a probe connects THEN it is answered, the oldest idle connections were closed, and counted
+    assert request(served.port, "/livez", served.pki.context(), timeout=5).status == 200
+    for sock in sockets[:10]:
+        closed_by_server(sock, 2)
+    metrics = served.metrics()
+    open_now = next(line for line in metrics.splitlines() if line.startswith("tidegauge_connections_open "))
+    assert int(open_now.split()[1]) <= MAX_CONNECTIONS
+    assert 'tidegauge_connections_closed_total{reason="evicted-idle"}' in metrics
+    for sock in sockets:
+        sock.close()
+
+
+def raw_exchange(
+    served: Served | ServerThread, request_bytes: bytes, client: Any = None, pki: Pki | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    sock = tls_connect(served, pki, client)
+    try:
+        sock.sendall(request_bytes)
+        return read_answer(sock)
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("path", ["/apis/%0A", METRIC_PATH.replace("sqs_messages", "a%0D%0Ab")])
+def test_paths_with_newlines_reach_the_handler_and_answer_a_status(served: Served, path: str) -> None:
+    request_bytes = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    # anonymous: 401 Status (authentication ran)
+    assert_status(*raw_exchange(served, request_bytes), 401)
+    # authenticated: 404 Status
+    user = served.pki.client_ca.issue("jane")
+    assert_status(*raw_exchange(served, request_bytes, client=user), 404)
+
+
+def test_connect_and_unknown_methods_answer_a_status(served: Served) -> None:
+    user = served.pki.client_ca.issue("jane")
+    connect = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+    assert_status(*raw_exchange(served, connect), 401)
+    status = assert_status(*raw_exchange(served, connect, client=user), 405)
+    assert "CONNECT" in status["message"]
+    propfind = f"PROPFIND {METRIC_PATH} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    assert_status(*raw_exchange(served, propfind, client=user), 405)
+
+
+def test_non_utf8_expect_header_is_answered_with_a_status_not_a_500(served: Served) -> None:
+    request_bytes = f"GET {METRIC_PATH} HTTP/1.1\r\nHost: x\r\nExpect: ".encode() + b"\xff\xfe\x80\r\n\r\n"
+    assert_status(*raw_exchange(served, request_bytes), 401)
+
+
+def test_expect_100_continue_gets_no_interim_answer_before_authentication(served: Served) -> None:
+    request_bytes = f"GET {METRIC_PATH} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n".encode()
+    # THEN the first answer is the final 401, not "100 Continue"
+    assert_status(*raw_exchange(served, request_bytes), 401)
+
+
+def test_malformed_requests_log_one_line_without_a_traceback(
+    tmp_path: Path, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    pki = Pki(tmp_path)
+    limits = ConnectionLimits(max_header_line_bytes=MAX_HEADER_LINE_BYTES)
+    caplog.set_level(logging.DEBUG)
+    with ServerThread(settings_for(pki, connections=limits), server_config(redis_server.url)) as server:
+        caplog.clear()
+        # GIVEN 30 anonymous malformed requests of three kinds
+        for _ in range(10):
+            for request_bytes in (
+                b"GET /healthz HTTP/1.1\r\nX-Long: " + b"d" * (MAX_HEADER_LINE_BYTES + 1) + b"\r\n\r\n",
+                b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+                b"GET /\x00 HTTP/1.1\r\n\r\n",
+            ):
+                code, headers, body = raw_exchange(server, request_bytes, pki=pki)
+                assert_status(code, headers, body, 400)
+        # THEN no traceback, and at most one line per kind of failure per interval
+        records = [r for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith("tidegauge")]
+        assert all(record.exc_info is None for record in caplog.records)
+        assert len(records) <= 3, [r.getMessage() for r in records]
+        assert request(server.port, "/healthz", pki.context()).status == 200
+        reply = request(server.port, METRIC_PATH, pki.context(pki.aggregator), aggregator_headers())
+        assert reply.status in (200, 404)
