@@ -7,6 +7,8 @@ a ``Status`` object.
 
 from __future__ import annotations
 
+import asyncio
+import http.client
 import json
 import logging
 import os
@@ -22,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.kube_fake import FakeKubeApiServer
 from tests.support.server_harness import (
     Pki,
     ServerThread,
@@ -31,7 +34,10 @@ from tests.support.server_harness import (
     settings_for,
 )
 from tidegauge.localredis import RedisServer, free_port
-from tidegauge.server.settings import ConnectionLimits
+from tidegauge.model import Sample
+from tidegauge.redis_connection import ConnectionSettings
+from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode, ConnectionLimits
+from tidegauge.store import AsyncStore, LabelMatcher, Store
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +47,9 @@ MAX_CONNECTIONS = 40
 MAX_HEADER_BYTES = 16 * 1024
 MAX_HEADER_LINE_BYTES = 4 * 1024
 METRIC_PATH = "/apis/external.metrics.k8s.io/v1beta1/namespaces/shop/sqs_messages"
+RESPONSE_CACHE_BYTES = 4 * 1024 * 1024
+BIG_METRIC = "hostile_big"
+BIG_PATH = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/shop/{BIG_METRIC}"
 
 
 @dataclass
@@ -81,6 +90,10 @@ def served(
 ) -> Iterator[Served]:
     """The server with aiohttp's C parser, and with its pure-Python one (``AIOHTTP_NO_EXTENSIONS``)."""
     pki = Pki(tmp_path_factory.mktemp("hostile-pki"))
+    store = Store.connect(ConnectionSettings(redis_server.url))
+    labels = ({"queue": f"q{index:04d}", "pad": "p" * 60} for index in range(2500))
+    store.write([Sample.of(BIG_METRIC, series, 7, time.time()) for series in labels])
+    store.close()
     port, metrics_port = free_port(), free_port()
     command = [
         sys.executable, "-m", "tidegauge.cli", "serve",
@@ -93,6 +106,7 @@ def served(
         "--header-read-timeout", str(HEADER_READ_TIMEOUT), "--idle-timeout", str(IDLE_TIMEOUT),
         "--max-connections", str(MAX_CONNECTIONS), "--max-header-bytes", str(MAX_HEADER_BYTES),
         "--max-header-line-bytes", str(MAX_HEADER_LINE_BYTES),
+        "--response-cache-seconds", "60", "--response-cache-bytes", str(RESPONSE_CACHE_BYTES),
     ]  # fmt: skip
     environment = {**os.environ, "TIDEGAUGE_CONFIG": ""}
     if request.param == "python-parser":
@@ -261,6 +275,43 @@ def test_connections_beyond_the_cap_close_the_oldest_idle_ones_and_probes_answer
         sock.close()
 
 
+def big_answers(served: Served, queries: Iterator[str]) -> list[int]:
+    """Sizes of the answers to ``BIG_PATH?<query>`` on one keep-alive connection of an authorized user."""
+    user = served.pki.client_ca.issue("jane")
+    connection = http.client.HTTPSConnection("127.0.0.1", served.port, context=served.pki.context(user))
+    sizes = []
+    try:
+        for query in queries:
+            connection.request("GET", f"{BIG_PATH}?{query}")
+            response = connection.getresponse()
+            body = response.read()
+            assert response.status == 200, body[:300]
+            sizes.append(len(body))
+    finally:
+        connection.close()
+    return sizes
+
+
+def test_query_variants_share_one_cached_answer(served: Served) -> None:
+    # GIVEN 200 requests for one ~400 KB answer, each with a different unknown parameter
+    before = served.rss_bytes()
+    sizes = big_answers(served, (f"labelSelector=pad%3D{'p' * 60}&pretty={index}" for index in range(200)))
+    # THEN they share one cached answer (keyed by the parsed request), so memory does not grow with them
+    assert min(sizes) > 300_000
+    growth = served.rss_bytes() - before
+    assert growth < 16 * 1024 * 1024, f"RSS grew by {growth / 2**20:.1f} MiB"
+
+
+def test_distinct_selectors_are_bounded_by_the_cache_bytes(served: Served) -> None:
+    # GIVEN 200 different selectors, each answered with all ~400 KB of series (80 MB if all were kept)
+    before = served.rss_bytes()
+    sizes = big_answers(served, (f"labelSelector=queue!%3Dnone{index}" for index in range(200)))
+    # THEN the cache keeps at most its byte bound
+    assert min(sizes) > 300_000
+    growth = served.rss_bytes() - before
+    assert growth < 16 * 1024 * 1024, f"RSS grew by {growth / 2**20:.1f} MiB"
+
+
 def raw_exchange(
     served: Served | ServerThread, request_bytes: bytes, client: Any = None, pki: Pki | None = None
 ) -> tuple[int, dict[str, str], bytes]:
@@ -327,3 +378,57 @@ def test_malformed_requests_log_one_line_without_a_traceback(
         assert request(server.port, "/healthz", pki.context()).status == 200
         reply = request(server.port, METRIC_PATH, pki.context(pki.aggregator), aggregator_headers())
         assert reply.status in (200, 404)
+
+
+class SlowStore:
+    """An AsyncStore whose metric reads take ``delay_seconds`` (a slow Redis)."""
+
+    def __init__(self, store: AsyncStore, delay_seconds: float) -> None:
+        self.store = store
+        self.delay_seconds = delay_seconds
+
+    async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
+        await asyncio.sleep(self.delay_seconds)
+        return await self.store.read_latest(metric, selector)
+
+    async def list_metrics(self) -> list[Any]:
+        return await self.store.list_metrics()
+
+    async def ping(self) -> bool:
+        return await self.store.ping()
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+def test_request_timeout_is_one_deadline_across_authentication_authorization_and_redis(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    # GIVEN TokenReview, SubjectAccessReview and the Redis read each taking 1 s, each under its own
+    # per-call bound, and a request timeout of 2 s
+    pki = Pki(tmp_path)
+    kube = FakeKubeApiServer(tmp_path).start()
+    try:
+        kube.tokens["slow-token"] = {"username": "jane", "uid": "1", "groups": []}
+        kube.allow = lambda spec: True
+        kube.delay_seconds = 1.0
+        kubeconfig = kube.write_kubeconfig()
+        flags = AuthenticationFlags(authentication_kubeconfig=kubeconfig, skip_lookup=True)
+        settings = settings_for(
+            pki,
+            authentication=flags,
+            authorization_mode=AuthorizationMode.WEBHOOK,
+            authorization_kubeconfig=kubeconfig,
+            request_timeout_seconds=2.0,
+        )
+        slow = SlowStore(AsyncStore.connect(ConnectionSettings(redis_server.url, cluster=False)), 1.0)
+        with ServerThread(settings, server_config(redis_server.url), store=slow) as server:
+            started = time.monotonic()
+            reply = request(server.port, METRIC_PATH, pki.context(), [("Authorization", "Bearer slow-token")])
+            elapsed = time.monotonic() - started
+    finally:
+        kube.stop()
+    # THEN the answer is a 503 Status at the deadline, not after the three calls' 3 s
+    assert reply.status == 503 and reply.json()["reason"] == "ServiceUnavailable", reply.body
+    assert "request timeout of 2 s" in reply.json()["message"]
+    assert elapsed < 2.8

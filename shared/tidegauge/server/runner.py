@@ -169,7 +169,9 @@ class Server:
             discovery=Discovery(SERVED),
             openapi=OpenApi(SERVED, __version__),
             response_cache_seconds=settings.response_cache_seconds,
+            response_cache_bytes=settings.response_cache_bytes,
             max_query_length=settings.max_query_length,
+            request_timeout_seconds=settings.request_timeout_seconds,
         )
         limits = dataclasses.replace(
             settings.connections, max_connections=connection_cap(settings.connections.max_connections)
