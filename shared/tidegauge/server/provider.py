@@ -15,7 +15,8 @@ Rules, for a request (namespace, selector, metric) at time ``now``:
   timestamp + max_age_seconds`` when some series match, or else since the first time this server
   answered this (namespace, metric, selector) with nothing matching (remembered in memory, forgotten
   once fresh data matches again; kept per namespace, at most ``UNFRESH_PER_NAMESPACE`` each, so a
-  flood of selectors in one namespace forgets only that namespace's least recently asked clocks). Once unfresh for at least ``after_seconds``, one item is served:
+  flood of selectors in one namespace forgets only that namespace's least recently asked clocks).
+  Once unfresh for at least ``after_seconds``, one item is served:
   the fallback value, labels = the selector's single-valued equalities, timestamp = ``now``.
   Before that, 404 as without a fallback.
 - Each series' JSON is rendered once per change of its value or timestamp, not once per request.
