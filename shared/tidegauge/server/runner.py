@@ -1,12 +1,14 @@
 """Wire the server together and run it: start, serve, and on SIGTERM stop accepting, drain, exit.
 
-Shutdown: readiness fails at once, the listening sockets close, in-flight requests get up to
+Shutdown: readiness fails at once; the server keeps serving for ``shutdown_delay_seconds`` while the
+endpoint removal propagates; then the listening sockets close, in-flight requests get up to
 ``shutdown_timeout_seconds`` to finish, then background tasks, Redis and kube clients are closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -95,6 +97,7 @@ class Server:
         self.secure_port = 0
         self.metrics_port = 0
         self.stopping = asyncio.Event()
+        self._hurry = asyncio.Event()
         self._kube_clients: list[KubeClient] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._runners: list[web.BaseRunner] = []
@@ -252,6 +255,26 @@ class Server:
         self.authenticator.update(config)
         logger.info("authentication config updated (client CAs, request-header settings)")
 
+    def signalled(self) -> None:
+        """SIGTERM/SIGINT: the first starts the shutdown, a second one skips what is left of its delay."""
+        if self.stopping.is_set():
+            self._hurry.set()
+        self.stopping.set()
+
+    async def shutdown_delay(self) -> None:
+        """Fail readiness at once but keep serving ``shutdown_delay_seconds`` (or until a second signal).
+
+        Endpoint removal takes a while to reach kube-proxy and the aggregator; requests routed here
+        meanwhile are still answered, as kube-apiserver's ``--shutdown-delay-duration`` does.
+        """
+        self.readiness.draining = True
+        delay = self.settings.shutdown_delay_seconds
+        if delay <= 0:
+            return
+        logger.info("signal received: readiness failing, serving %g s more before draining", delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._hurry.wait(), delay)
+
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (bounded), release everything."""
         self.readiness.draining = True
@@ -285,8 +308,9 @@ async def serve(settings: ServerSettings, config: Config) -> int:
     await server.start()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, server.stopping.set)
+        loop.add_signal_handler(signum, server.signalled)
     await server.stopping.wait()
+    await server.shutdown_delay()
     logger.info("signal received: draining")
     await server.stop()
     return 0
