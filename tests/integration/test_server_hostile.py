@@ -16,6 +16,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -432,3 +433,44 @@ def test_request_timeout_is_one_deadline_across_authentication_authorization_and
     assert reply.status == 503 and reply.json()["reason"] == "ServiceUnavailable", reply.body
     assert "request timeout of 2 s" in reply.json()["message"]
     assert elapsed < 2.8
+
+
+class BlockedStore(SlowStore):
+    """Metric reads wait until ``release`` is set (requests kept in progress)."""
+
+    def __init__(self, store: AsyncStore) -> None:
+        super().__init__(store, 0.0)
+        self.reading = threading.Semaphore(0)
+        self.release: asyncio.Event | None = None
+
+    async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
+        if self.release is None:
+            self.release = asyncio.Event()
+        self.reading.release()
+        await self.release.wait()
+        return await self.store.read_latest(metric, selector)
+
+
+def test_connection_beyond_the_cap_with_none_idle_is_refused_at_accept_and_counted(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    pki = Pki(tmp_path)
+    blocked = BlockedStore(AsyncStore.connect(ConnectionSettings(redis_server.url, cluster=False)))
+    settings = settings_for(pki, connections=ConnectionLimits(max_connections=2), request_timeout_seconds=30)
+    with ServerThread(settings, server_config(redis_server.url), store=blocked) as server:
+        # GIVEN as many connections as the cap, each with a request in progress
+        arguments = (server.port, METRIC_PATH, pki.context(pki.aggregator), aggregator_headers())
+        clients = [threading.Thread(target=request, args=arguments) for _ in range(2)]
+        for client in clients:
+            client.start()
+        assert blocked.reading.acquire(timeout=10) and blocked.reading.acquire(timeout=10)
+        # WHEN one more client connects THEN it is closed at once, and counted
+        with pytest.raises((ConnectionError, ssl.SSLError)):
+            request(server.port, "/livez", pki.context(), timeout=5)
+        assert server.server.services.telemetry.connections_closed.values[("refused",)] >= 1
+        # AND once the requests finish, new connections are served again
+        assert blocked.release is not None
+        server.loop.call_soon_threadsafe(blocked.release.set)
+        for client in clients:
+            client.join(10)
+        assert request(server.port, "/livez", pki.context()).status == 200
