@@ -261,18 +261,25 @@ def test_idle_keep_alive_connection_is_closed_after_the_idle_timeout(served: Ser
     sock.close()
 
 
-def test_connections_beyond_the_cap_close_the_oldest_idle_ones_and_probes_answer(served: Served) -> None:
-    # GIVEN as many idle TLS connections as the cap allows, and then ten more
+def test_connections_beyond_the_cap_close_the_oldest_silent_ones_and_probes_answer(served: Served) -> None:
+    # GIVEN a keep-alive client that got an answer, then as many silent TLS connections as the cap
+    # allows, and ten more
+    keeper = tls_connect(served)
+    keeper.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert read_answer(keeper)[0] == 200
     sockets = [tls_connect(served) for _ in range(MAX_CONNECTIONS + 10)]
-    # WHEN a probe connects THEN it is answered, the oldest idle connections were closed, and counted
+    # WHEN a probe connects THEN it is answered, the oldest silent connections were closed, counted
     assert request(served.port, "/livez", served.pki.context(), timeout=5).status == 200
-    for sock in sockets[:10]:
+    for sock in sockets[:11]:
         closed_by_server(sock, 2)
     metrics = served.metrics()
     open_now = next(line for line in metrics.splitlines() if line.startswith("tidegauge_connections_open "))
     assert int(open_now.split()[1]) <= MAX_CONNECTIONS
     assert 'tidegauge_connections_closed_total{reason="evicted-idle"}' in metrics
-    for sock in sockets:
+    # AND the keep-alive client that had sent a request kept its connection
+    keeper.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert read_answer(keeper)[0] == 200
+    for sock in [keeper, *sockets]:
         sock.close()
 
 

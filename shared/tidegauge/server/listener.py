@@ -127,6 +127,8 @@ class BoundedRequestHandler(RequestHandler):
         if self._request_count != requests:
             self._reading_headers = False
             self._stop_header_clock()
+            if requests == 0:
+                self._listener.served_first_request(self)
             if self._messages and not self._messages[-1][1].is_eof():
                 self._body = self._messages[-1][1]
 
@@ -275,31 +277,45 @@ class Listener:
         self.tls_context = tls_context
         self.record = record
         self.loop = asyncio.get_running_loop()
-        self._open: dict[BoundedRequestHandler, _Accepted] = {}
+        self._fresh: dict[BoundedRequestHandler, _Accepted] = {}
+        """Connections that have not sent a whole request yet, oldest first."""
+        self._served: dict[BoundedRequestHandler, _Accepted] = {}
+        """Connections that have, oldest first."""
         self._server: asyncio.AbstractServer | None = None
         self.port = 0
 
     @property
     def open_connections(self) -> int:
-        return len(self._open)
+        return len(self._fresh) + len(self._served)
 
     def admit(self) -> bool:
-        """Room for one more connection: below the cap, or after closing the oldest idle one."""
-        if len(self._open) < self.limits.max_connections:
+        """Room for one more connection: below the cap, or after closing the oldest idle one.
+
+        Connections that never sent a whole request (silent, slow, still in the handshake) go first,
+        so a flood of them cannot push out the aggregator's keep-alive connections.
+        """
+        if self.open_connections < self.limits.max_connections:
             return True
-        for handler, accepted in self._open.items():
-            if handler.idle:
-                del self._open[handler]
-                self.record("evicted-idle")
-                accepted.abort()
-                return True
+        for connections in (self._fresh, self._served):
+            for handler, accepted in connections.items():
+                if handler.idle:
+                    del connections[handler]
+                    self.record("evicted-idle")
+                    accepted.abort()
+                    return True
         return False
 
     def opened(self, handler: BoundedRequestHandler, accepted: _Accepted) -> None:
-        self._open[handler] = accepted
+        self._fresh[handler] = accepted
+
+    def served_first_request(self, handler: BoundedRequestHandler) -> None:
+        accepted = self._fresh.pop(handler, None)
+        if accepted is not None:
+            self._served[handler] = accepted
 
     def release(self, handler: BoundedRequestHandler) -> None:
-        self._open.pop(handler, None)
+        self._fresh.pop(handler, None)
+        self._served.pop(handler, None)
 
     async def start(self, host: str, port: int, backlog: int = 1024) -> int:
         """Listen on ``host:port`` (0: any free port) and return the port."""
@@ -315,6 +331,7 @@ class Listener:
 
     def abort_all(self) -> None:
         """Close what is left (handshakes under way, connections aiohttp's shutdown did not close)."""
-        for accepted in list(self._open.values()):
+        for accepted in [*self._fresh.values(), *self._served.values()]:
             accepted.abort()
-        self._open.clear()
+        self._fresh.clear()
+        self._served.clear()
