@@ -85,16 +85,7 @@ def _wait_ready(served: Served, seconds: float = 20.0) -> None:
     raise AssertionError("the server did not become ready")
 
 
-@pytest.fixture(scope="module", params=["c-parser", "python-parser"])
-def served(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
-) -> Iterator[Served]:
-    """The server with aiohttp's C parser, and with its pure-Python one (``AIOHTTP_NO_EXTENSIONS``)."""
-    pki = Pki(tmp_path_factory.mktemp("hostile-pki"))
-    store = Store.connect(ConnectionSettings(redis_server.url))
-    labels = ({"queue": f"q{index:04d}", "pad": "p" * 60} for index in range(2500))
-    store.write([Sample.of(BIG_METRIC, series, 7, time.time()) for series in labels])
-    store.close()
+def _start(pki: Pki, redis_url: str, flags: list[str], environment: dict[str, str]) -> Served:
     port, metrics_port = free_port(), free_port()
     command = [
         sys.executable, "-m", "tidegauge.cli", "serve",
@@ -103,23 +94,63 @@ def served(
         "--tls-cert-file", pki.cert_file, "--tls-private-key-file", pki.key_file,
         "--client-ca-file", pki.client_ca_file, "--requestheader-client-ca-file", pki.proxy_ca_file,
         "--authentication-skip-lookup", "--authorization-mode", "AlwaysAllowAuthenticated",
-        "--redis-url", redis_server.url,
+        "--redis-url", redis_url, *flags,
+    ]  # fmt: skip
+    environment = {**environment, "TIDEGAUGE_CONFIG": ""}
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=environment)
+    server = Served(process, port, metrics_port, pki)
+    try:
+        _wait_ready(server)
+    except BaseException:
+        _finish(server)
+        raise
+    return server
+
+
+def _finish(server: Served) -> None:
+    server.process.kill()
+    server.process.wait(10)
+
+
+@pytest.fixture(scope="module", params=["c-parser", "python-parser"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
+) -> Iterator[Served]:
+    """The server with short bounds, with aiohttp's C parser and its pure-Python one
+    (``AIOHTTP_NO_EXTENSIONS``)."""
+    pki = Pki(tmp_path_factory.mktemp("hostile-pki"))
+    store = Store.connect(ConnectionSettings(redis_server.url))
+    labels = ({"queue": f"q{index:04d}", "pad": "p" * 60} for index in range(2500))
+    store.write([Sample.of(BIG_METRIC, series, 7, time.time()) for series in labels])
+    store.close()
+    flags = [
         "--header-read-timeout", str(HEADER_READ_TIMEOUT), "--idle-timeout", str(IDLE_TIMEOUT),
         "--max-connections", str(MAX_CONNECTIONS), "--max-header-bytes", str(MAX_HEADER_BYTES),
         "--max-header-line-bytes", str(MAX_HEADER_LINE_BYTES),
         "--response-cache-seconds", "60", "--response-cache-bytes", str(RESPONSE_CACHE_BYTES),
     ]  # fmt: skip
-    environment = {**os.environ, "TIDEGAUGE_CONFIG": ""}
+    environment = dict(os.environ)
     if request.param == "python-parser":
         environment["AIOHTTP_NO_EXTENSIONS"] = "1"
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=environment)
-    server = Served(process, port, metrics_port, pki)
+    server = _start(pki, redis_server.url, flags, environment)
+    yield server
+    _finish(server)
+
+
+def test_idle_tls_connections_cost_little_memory(tmp_path: Path, redis_server: RedisServer) -> None:
+    # GIVEN a server with its default bounds WHEN 300 TLS connections are opened and left idle
+    server = _start(Pki(tmp_path), redis_server.url, [], dict(os.environ))
     try:
-        _wait_ready(server)
-        yield server
+        before = server.rss_bytes()
+        sockets = [tls_connect(server) for _ in range(300)]
+        assert request(server.port, "/livez", server.pki.context(), timeout=5).status == 200
+        growth = server.rss_bytes() - before
+        for sock in sockets:
+            sock.close()
     finally:
-        process.kill()
-        process.wait(10)
+        _finish(server)
+    # THEN each costs far less than asyncio's default 256 KiB TLS read buffer (75 MiB for 300)
+    assert growth < 30 * 1024 * 1024, f"RSS grew by {growth / 2**20:.1f} MiB"
 
 
 def tls_connect(served: Served | ServerThread, pki: Pki | None = None, client: Any = None) -> ssl.SSLSocket:

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import resource
 import ssl
+from asyncio import sslproto
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -68,6 +69,44 @@ def _raw_answer(error: errors.ApiError) -> bytes:
         "Connection: close\r\n\r\n"
     )
     return head.encode() + body
+
+
+class _SSLProtocol(sslproto.SSLProtocol):
+    """asyncio's TLS protocol with a 16 KiB read buffer (one TLS record) instead of 256 KiB.
+
+    asyncio allocates and zero-fills ``max_size`` bytes per connection: with 256 KiB, 1,000 idle TLS
+    connections held 256 MB of RSS.
+    """
+
+    max_size = 16 * 1024
+
+
+async def _start_tls(
+    loop: asyncio.AbstractEventLoop,
+    raw: asyncio.Transport,
+    protocol: asyncio.Protocol,
+    context: ssl.SSLContext,
+    timeout: float,
+) -> asyncio.Transport:
+    """``loop.start_tls(raw, protocol, context, server_side=True)``, with :class:`_SSLProtocol`."""
+    waiter = loop.create_future()
+    ssl_protocol = _SSLProtocol(
+        loop, protocol, context, waiter, server_side=True,
+        ssl_handshake_timeout=timeout,  # type: ignore[arg-type]  # a float works; typeshed says int
+        call_connection_made=False,
+    )  # fmt: skip
+    raw.pause_reading()
+    raw.set_protocol(ssl_protocol)
+    made = loop.call_soon(ssl_protocol.connection_made, raw)
+    resumed = loop.call_soon(raw.resume_reading)
+    try:
+        await waiter
+    except BaseException:
+        raw.close()
+        made.cancel()
+        resumed.cancel()
+        raise
+    return ssl_protocol._app_transport
 
 
 class BoundedRequestHandler(RequestHandler):
@@ -225,10 +264,7 @@ class _Accepted(asyncio.Protocol):
         handler, loop = self.handler, self.listener.loop
         assert handler is not None
         try:
-            timeout = max(deadline - loop.time(), 0.01)
-            transport = await loop.start_tls(
-                raw, handler, context, server_side=True, ssl_handshake_timeout=timeout
-            )
+            transport = await _start_tls(loop, raw, handler, context, max(deadline - loop.time(), 0.01))
         except (OSError, EOFError) as error:
             logger.debug("TLS handshake failed: %s", error)
             self.listener.record("tls-handshake-failed")
