@@ -870,7 +870,7 @@ _SECRET_ARN = re.compile(
 )
 _SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
 _METRIC_NAME = re.compile(r"[a-z_][a-z0-9_]{0,99}")
-_QUEUE_NAME = re.compile(r"(?=.{1,80}$)[A-Za-z0-9_-]+(\.fifo)?")
+_QUEUE_NAME = re.compile(r"(?=.{1,80}\Z)[A-Za-z0-9_-]+(\.fifo)?")
 _QUEUE_PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 _SQS_HOST_REGION = re.compile(
     r"sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?|([a-z0-9-]+)\.queue\.amazonaws\.com(\.cn)?"

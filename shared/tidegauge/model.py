@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-METRIC_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,199}$")
-LABEL_NAME_PATTERN = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,252}/)?[A-Za-z0-9_][-A-Za-z0-9_.]{0,62}$")
+METRIC_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,199}\Z")
+LABEL_NAME_PATTERN = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,252}/)?[A-Za-z0-9_][-A-Za-z0-9_.]{0,62}\Z")
 MAX_LABEL_VALUE_LENGTH = 256
 EARLIEST_TIMESTAMP = 946_684_800.0
 """2000-01-01T00:00:00Z: anything older is a unit mistake (or zero), not a measurement."""

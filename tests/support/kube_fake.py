@@ -28,6 +28,8 @@ class FakeKubeApiServer:
         self.tokens: dict[str, dict[str, Any]] = {}
         self.allow: Callable[[dict[str, Any]], bool] = lambda spec: False
         self.failing = False
+        self.delay_seconds = 0.0
+        """How long each TokenReview and SubjectAccessReview takes (a slow kube-apiserver)."""
         self.config_map: dict[str, str] = {}
         self.token_reviews: list[str] = []
         self.access_reviews: list[dict[str, Any]] = []
@@ -64,6 +66,7 @@ class FakeKubeApiServer:
 
     async def _token_review(self, request: web.Request) -> web.Response:
         self._caller(request)
+        await asyncio.sleep(self.delay_seconds)
         review = await request.json()
         token = review["spec"]["token"]
         self.token_reviews.append(token)
@@ -75,6 +78,7 @@ class FakeKubeApiServer:
 
     async def _access_review(self, request: web.Request) -> web.Response:
         self._caller(request)
+        await asyncio.sleep(self.delay_seconds)
         review = await request.json()
         self.access_reviews.append(review["spec"])
         allowed = self.allow(review["spec"])

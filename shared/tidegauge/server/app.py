@@ -8,6 +8,7 @@ parameters ignored. Every non-2xx answer is a ``Status`` JSON (see :mod:`.errors
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from tidegauge.selectors import SelectorError
+from tidegauge.selectors import Selector, SelectorError
 from tidegauge.server import errors
 from tidegauge.server.authn import Authenticator, UserInfo
 from tidegauge.server.authz import AuthorizationUnavailable, Authorizer
@@ -24,12 +25,15 @@ from tidegauge.server.discovery import Discovery
 from tidegauge.server.health import Readiness
 from tidegauge.server.openapi import OpenApi
 from tidegauge.server.provider import ExternalMetricsProvider, MetricNotFound
+from tidegauge.server.ratelimit_log import RateLimitedLog
 from tidegauge.server.routing import Route, RouteKind, resolve, selector_from_query
+from tidegauge.server.settings import DEFAULT_RESPONSE_CACHE_BYTES
 from tidegauge.server.telemetry import Telemetry
 from tidegauge.server.types import encode_external_list
 from tidegauge.store import StoreError, StoreUnavailable
 
 logger = logging.getLogger(__name__)
+_rate_limited = RateLimitedLog(logger, 10.0)
 
 JSON = "application/json"
 _READ_METHODS = frozenset(("GET", "HEAD"))
@@ -48,7 +52,18 @@ class Services:
     discovery: Discovery
     openapi: OpenApi
     response_cache_seconds: float = 1.0
+    response_cache_bytes: int = DEFAULT_RESPONSE_CACHE_BYTES
     max_query_length: int = 8192
+    request_timeout_seconds: float = 2.0
+    """One deadline for the whole request: authentication, authorization and the store together."""
+
+
+_ANSWER_OVERHEAD_BYTES = 256
+"""What one cached answer costs beyond its body and key (dict slot, tuple, bytes header)."""
+
+
+def _answer_weight(key: tuple[str, str, Selector], body: bytes) -> int:
+    return len(body) + len(key[0]) + len(key[1]) + 2 * len(str(key[2])) + _ANSWER_OVERHEAD_BYTES
 
 
 def status_for(error: Exception) -> errors.ApiError:
@@ -78,16 +93,24 @@ class Handler:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._bodies: TtlCache[tuple[str, str, str], bytes] = TtlCache(
-            services.response_cache_seconds, 10_000
+        self._bodies: TtlCache[tuple[str, str, Selector], bytes] = TtlCache(
+            services.response_cache_seconds,
+            100_000,
+            max_bytes=services.response_cache_bytes,
+            weigh=_answer_weight,
         )
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
         route = resolve(request.rel_url.raw_path)
+        deadline = asyncio.timeout(self.services.request_timeout_seconds)
         try:
-            response = await self._answer(request, route)
+            async with deadline:
+                response = await self._answer(request, route)
         except Exception as error:
+            if isinstance(error, TimeoutError) and deadline.expired():
+                _rate_limited.warning("a request took longer than its deadline; answering 503")
+                error = errors.request_timeout(self.services.request_timeout_seconds)
             api_error = status_for(error)
             if isinstance(error, StoreError):
                 kind = "unavailable" if isinstance(error, StoreUnavailable) else "error"
@@ -99,7 +122,7 @@ class Handler:
         telemetry.latency.observe(time.perf_counter() - started, code, route.kind.value)
         return response
 
-    async def _answer(self, request: web.Request, route: Route) -> web.StreamResponse:
+    async def _answer(self, request: web.BaseRequest, route: Route) -> web.StreamResponse:
         services = self.services
         if route.kind is RouteKind.HEALTH:
             return await self._health(request, route)
@@ -125,7 +148,7 @@ class Handler:
         if not decision.allowed:
             raise errors.forbidden(route.attributes.denial(user, decision.reason))
 
-    async def _external_metric(self, request: web.Request, route: Route) -> web.Response:
+    async def _external_metric(self, request: web.BaseRequest, route: Route) -> web.Response:
         namespace, metric = route.namespace, route.metric
         if not _NAMESPACE.fullmatch(namespace):
             raise errors.bad_request(f"invalid namespace {namespace[:100]!r}: it must be a DNS label")
@@ -135,16 +158,16 @@ class Handler:
                 f"the query string is {len(query)} characters long, "
                 f"more than {self.services.max_query_length}"
             )
-        key = (namespace, metric, query)
+        selector = selector_from_query(query)
+        key = (namespace, metric, selector)
         body = self._bodies.get(key)
         if body is None:
-            selector = selector_from_query(query)
             values = await self.services.provider.get_external_metric(namespace, selector, metric)
             body = encode_external_list(values)
             self._bodies.put(key, body)
         return web.Response(body=body, content_type=JSON)
 
-    async def _health(self, request: web.Request, route: Route) -> web.Response:
+    async def _health(self, request: web.BaseRequest, route: Route) -> web.Response:
         if request.method not in _READ_METHODS:
             raise errors.method_not_allowed(request.method)
         if route.path.startswith("/readyz"):
@@ -154,7 +177,7 @@ class Handler:
         return web.Response(text="ok", content_type="text/plain")
 
 
-def _peer_certificate(request: web.Request) -> bytes | None:
+def _peer_certificate(request: web.BaseRequest) -> bytes | None:
     transport = request.transport
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     if ssl_object is None:
@@ -163,7 +186,11 @@ def _peer_certificate(request: web.Request) -> bytes | None:
     return certificate
 
 
-def create_app(services: Services) -> web.Application:
-    app = web.Application(handler_args={"max_line_size": 65536, "max_field_size": 65536})
-    app.router.add_route("*", "/{tail:.*}", Handler(services).__call__)
-    return app
+def create_server(services: Services) -> web.Server:
+    """aiohttp's low-level server: EVERY request (any method, any path bytes) reaches :class:`Handler`.
+
+    No router (``/{tail:.*}`` misses paths with a newline, and ``CONNECT`` targets), and no
+    ``Expect: 100-continue`` handling: a GET needs no interim answer, and none is sent before
+    authentication.
+    """
+    return web.Server(Handler(services).__call__)

@@ -12,7 +12,13 @@ from tidegauge import environment
 from tidegauge.config import DEFAULT_CONFIG_YAML, Config, ConfigError, load_config, parse_config
 from tidegauge.server.kube import KubeConfigError
 from tidegauge.server.runner import SettingsError, serve
-from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode, ServerSettings
+from tidegauge.server.settings import (
+    DEFAULT_RESPONSE_CACHE_BYTES,
+    AuthenticationFlags,
+    AuthorizationMode,
+    ConnectionLimits,
+    ServerSettings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +83,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("--request-timeout", type=float, default=2.0, help="backend budget per request, s")
     tuning.add_argument("--shutdown-timeout", type=float, default=20.0, help="drain time on SIGTERM, s")
     tuning.add_argument(
+        "--shutdown-delay-duration",
+        type=float,
+        default=0.0,
+        help="after SIGTERM, keep serving this long (s) with /readyz failing, then drain",
+    )
+    tuning.add_argument(
         "--response-cache-seconds", type=float, default=1.0, help="share metric reads this long"
     )
     tuning.add_argument(
         "--tls-reload-interval", type=float, default=5.0, help="certificate file poll period, s"
+    )
+    tuning.add_argument(
+        "--response-cache-bytes",
+        type=int,
+        default=DEFAULT_RESPONSE_CACHE_BYTES,
+        help="size bound of the shared answers, bytes",
+    )
+    limits = ConnectionLimits()
+    bounds = parser.add_argument_group("connection bounds (see docs/server.md, Bounds)")
+    bounds.add_argument(
+        "--max-connections", type=int, default=limits.max_connections, help="open connections at most"
+    )
+    bounds.add_argument(
+        "--header-read-timeout",
+        type=float,
+        default=limits.header_read_timeout_seconds,
+        help="time to send a request's TLS handshake and headers, s",
+    )
+    bounds.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=limits.idle_timeout_seconds,
+        help="keep-alive time between requests, s",
+    )
+    bounds.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=limits.max_header_bytes,
+        help="request line and headers together, bytes",
+    )
+    bounds.add_argument(
+        "--max-header-line-bytes",
+        type=int,
+        default=limits.max_header_line_bytes,
+        help="one header line or the request line, bytes",
+    )
+    bounds.add_argument(
+        "--max-headers", type=int, default=limits.max_headers, help="header fields per request"
     )
 
 
@@ -90,7 +140,25 @@ def _split(values: list[str] | None) -> tuple[str, ...] | None:
     return tuple(item.strip() for value in values for item in value.split(",") if item.strip())
 
 
+_POSITIVE_FLAGS = (
+    "max_connections",
+    "header_read_timeout",
+    "idle_timeout",
+    "max_header_bytes",
+    "max_header_line_bytes",
+    "max_headers",
+    "request_timeout",
+)
+
+
 def settings_from(args: argparse.Namespace) -> ServerSettings:
+    for name in _POSITIVE_FLAGS:
+        value = getattr(args, name)
+        if not value > 0:
+            flag = "--" + name.replace("_", "-")
+            raise SettingsError(f"{flag} must be a positive number, not {value!r} (leave it out: default)")
+    if args.shutdown_delay_duration < 0:
+        raise SettingsError("--shutdown-delay-duration must be 0 or more seconds")
     return ServerSettings(
         bind_address=args.bind_address,
         secure_port=args.secure_port,
@@ -114,6 +182,16 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
         authorization_kubeconfig=args.authorization_kubeconfig,
         request_timeout_seconds=args.request_timeout,
         shutdown_timeout_seconds=args.shutdown_timeout,
+        shutdown_delay_seconds=args.shutdown_delay_duration,
+        response_cache_bytes=args.response_cache_bytes,
+        connections=ConnectionLimits(
+            max_connections=args.max_connections,
+            header_read_timeout_seconds=args.header_read_timeout,
+            idle_timeout_seconds=args.idle_timeout,
+            max_header_bytes=args.max_header_bytes,
+            max_header_line_bytes=args.max_header_line_bytes,
+            max_headers=args.max_headers,
+        ),
         response_cache_seconds=args.response_cache_seconds,
         tls_reload_interval_seconds=args.tls_reload_interval,
     )
@@ -127,8 +205,8 @@ def load_server_config(settings: ServerSettings) -> Config:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
     try:
+        settings = settings_from(args)
         config = load_server_config(settings)
         return asyncio.run(serve(settings, config))
     except (ConfigError, SettingsError, KubeConfigError) as error:

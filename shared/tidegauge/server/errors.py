@@ -67,6 +67,27 @@ def not_acceptable(accepted: str) -> ApiError:
     return ApiError(406, "NotAcceptable", f"only the following media types are accepted: {accepted}")
 
 
+def header_fields_too_large(limit: int) -> ApiError:
+    return ApiError(
+        431,
+        "RequestHeaderFieldsTooLarge",
+        f"the request line and headers are larger than {limit} bytes",
+    )
+
+
+def malformed_request(code: int, detail: str) -> ApiError:
+    """A request the HTTP parser refused (bad request line, header line too long, too many headers)."""
+    return ApiError(code, "BadRequest", f"malformed HTTP request: {_shown(detail)}")
+
+
+def request_timeout(seconds: float) -> ApiError:
+    return ApiError(
+        503,
+        "ServiceUnavailable",
+        f"the request did not complete within the server's request timeout of {seconds:g} s",
+    )
+
+
 def internal_error() -> ApiError:
     return ApiError(500, "InternalError", "an internal error occurred; see the server's log")
 

@@ -14,7 +14,9 @@ Rules, for a request (namespace, selector, metric) at time ``now``:
 - Fallback ``(value, after_seconds)``: the request has been "unfresh" since ``newest matching
   timestamp + max_age_seconds`` when some series match, or else since the first time this server
   answered this (namespace, metric, selector) with nothing matching (remembered in memory, forgotten
-  once fresh data matches again). Once unfresh for at least ``after_seconds``, one item is served:
+  once fresh data matches again; kept per namespace, at most ``UNFRESH_PER_NAMESPACE`` each, so a
+  flood of selectors in one namespace forgets only that namespace's least recently asked clocks).
+  Once unfresh for at least ``after_seconds``, one item is served:
   the fallback value, labels = the selector's single-valued equalities, timestamp = ``now``.
   Before that, 404 as without a fallback.
 - Each series' JSON is rendered once per change of its value or timestamp, not once per request.
@@ -44,6 +46,11 @@ from tidegauge.throttle import LogThrottle
 logger = logging.getLogger(__name__)
 
 _MEMORY_LIMIT = 10_000
+UNFRESH_PER_NAMESPACE = 1_000
+"""Fallback clocks (metric, selector) remembered per namespace; beyond, that namespace's least
+recently asked ones are forgotten, so one tenant cannot reset another's HPA fallback."""
+UNFRESH_NAMESPACES = 10_000
+"""Namespaces with fallback clocks remembered; beyond, the least recently asked one is forgotten."""
 
 
 class MetricReader(Protocol):
@@ -115,7 +122,8 @@ class ExternalMetricsProvider:
         self._snapshots: dict[str, _Snapshot] = {}
         self._reads: dict[str, asyncio.Future[_Snapshot]] = {}
         self._rendered: dict[str, dict[_SeriesVersion, _Series]] = {}
-        self._unfresh_since: dict[tuple[str, str, str], float] = {}
+        self._unfresh_since: dict[str, dict[tuple[str, str], float]] = {}
+        """Per namespace, per (metric, selector): since when nothing matched, least recently asked first."""
         self._metrics: list[MetricInfo] = []
         self.record_fallback: Callable[[str], None] = lambda metric: None
         self.record_dropped: Callable[[str, str], None] = lambda metric, reason: None
@@ -149,13 +157,13 @@ class ExternalMetricsProvider:
                 fresh.append(series.value)
             elif newest_stale is None or series.timestamp > newest_stale:
                 newest_stale = series.timestamp
-        key = (namespace, name, str(selector))
+        key = (name, str(selector))
         if fresh:
-            self._unfresh_since.pop(key, None)
+            self._forget_unfresh(namespace, key)
             return fresh
         fallback = policy.fallback
         if fallback is not None:
-            since = self._unfresh_moment(key, newest_stale, policy, now)
+            since = self._unfresh_moment(namespace, key, newest_stale, policy, now)
             if now - since >= fallback.after_seconds:
                 logger.info(
                     "serving fallback %s for %s in %s (nothing fresh since %.0f)",
@@ -179,14 +187,34 @@ class ExternalMetricsProvider:
         )
 
     def _unfresh_moment(
-        self, key: tuple[str, str, str], newest_stale: float | None, policy: MetricPolicy, now: float
+        self,
+        namespace: str,
+        key: tuple[str, str],
+        newest_stale: float | None,
+        policy: MetricPolicy,
+        now: float,
     ) -> float:
         if newest_stale is not None:
-            self._unfresh_since.pop(key, None)
+            self._forget_unfresh(namespace, key)
             return newest_stale + policy.max_age_seconds
-        if key not in self._unfresh_since and len(self._unfresh_since) >= _MEMORY_LIMIT:
-            self._unfresh_since.clear()
-        return self._unfresh_since.setdefault(key, now)
+        clocks = self._unfresh_since.pop(namespace, None)
+        if clocks is None:
+            clocks = {}
+            if len(self._unfresh_since) >= UNFRESH_NAMESPACES:
+                del self._unfresh_since[next(iter(self._unfresh_since))]
+        self._unfresh_since[namespace] = clocks
+        since = clocks.pop(key, None)
+        if since is None:
+            since = now
+            while len(clocks) >= UNFRESH_PER_NAMESPACE:
+                del clocks[next(iter(clocks))]
+        clocks[key] = since
+        return since
+
+    def _forget_unfresh(self, namespace: str, key: tuple[str, str]) -> None:
+        clocks = self._unfresh_since.get(namespace)
+        if clocks is not None and clocks.pop(key, None) is not None and not clocks:
+            del self._unfresh_since[namespace]
 
     def list_external_metrics(self) -> list[MetricInfo]:
         """The metrics the store knew at the last refresh (never raises; empty before the first one)."""

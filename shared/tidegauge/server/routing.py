@@ -37,9 +37,23 @@ class Route:
     metric: str = ""
 
 
-@functools.lru_cache(maxsize=4096)
+_CACHED_LENGTH = 512
+"""Only inputs this short are cached: the HPA's are, and long ones would pin up to 4096 x 16 KiB."""
+
+
 def resolve(raw_path: str) -> Route:
     """The route of a raw request path (cached: the HPA asks the same few paths again and again)."""
+    return _resolve_cached(raw_path) if len(raw_path) <= _CACHED_LENGTH else _resolve(raw_path)
+
+
+def selector_from_query(raw_query: str) -> Selector:
+    """The ``labelSelector`` of a raw query string (first one wins; ``+`` is a space); other keys ignored."""
+    if len(raw_query) <= _CACHED_LENGTH:
+        return _selector_cached(raw_query)
+    return _selector(raw_query)
+
+
+def _resolve(raw_path: str) -> Route:
     segments = [unquote(segment) for segment in raw_path.split("/")]
     if len(segments) > 2 and segments[-1] == "":
         segments.pop()
@@ -62,10 +76,12 @@ def resolve(raw_path: str) -> Route:
     return Route(RouteKind.OTHER, path, attributes)
 
 
-@functools.lru_cache(maxsize=4096)
-def selector_from_query(raw_query: str) -> Selector:
-    """The ``labelSelector`` of a raw query string (first one wins; ``+`` is a space); other keys ignored."""
+def _selector(raw_query: str) -> Selector:
     for key, value in parse_qsl(raw_query, keep_blank_values=True):
         if key == "labelSelector":
             return parse_selector(value)
     return parse_selector(None)
+
+
+_resolve_cached = functools.lru_cache(maxsize=4096)(_resolve)
+_selector_cached = functools.lru_cache(maxsize=4096)(_selector)

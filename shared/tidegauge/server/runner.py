@@ -1,15 +1,19 @@
 """Wire the server together and run it: start, serve, and on SIGTERM stop accepting, drain, exit.
 
-Shutdown: readiness fails at once, the listening sockets close, in-flight requests get up to
+Shutdown: readiness fails at once; the server keeps serving for ``shutdown_delay_seconds`` while the
+endpoint removal propagates; then the listening sockets close, in-flight requests get up to
 ``shutdown_timeout_seconds`` to finish, then background tasks, Redis and kube clients are closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import os
 import signal
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 
@@ -19,7 +23,7 @@ from tidegauge import __version__, environment
 from tidegauge.config import Config
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.server import tasks
-from tidegauge.server.app import Services, create_app
+from tidegauge.server.app import Services, create_server
 from tidegauge.server.authconfig import AuthenticationConfig, AuthenticationConfigLoader
 from tidegauge.server.authn import Authenticator
 from tidegauge.server.authz import AlwaysAllowAuthenticated, Authorizer, WebhookAuthorizer
@@ -27,9 +31,10 @@ from tidegauge.server.backend import RedisBackend, ServerStore, connect_when_ans
 from tidegauge.server.discovery import EXTERNAL_METRICS, Discovery
 from tidegauge.server.health import Readiness, RedisHealth
 from tidegauge.server.kube import KubeClient, KubeConnection, from_kubeconfig, in_cluster
+from tidegauge.server.listener import Listener, connection_cap
 from tidegauge.server.openapi import OpenApi
 from tidegauge.server.provider import ExternalMetricsProvider
-from tidegauge.server.settings import AuthorizationMode, ServerSettings
+from tidegauge.server.settings import AuthorizationMode, ConnectionLimits, ServerSettings
 from tidegauge.server.telemetry import CONTENT_TYPE, Telemetry
 from tidegauge.server.tls import ServingTls
 
@@ -78,9 +83,11 @@ class Server:
         self.secure_port = 0
         self.metrics_port = 0
         self.stopping = asyncio.Event()
+        self._hurry = asyncio.Event()
         self._kube_clients: list[KubeClient] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._runners: list[web.AppRunner] = []
+        self._runners: list[web.BaseRunner] = []
+        self._listeners: list[Listener] = []
 
     def _store_connector(self, telemetry: Telemetry) -> Callable[[], Awaitable[ServerStore]]:
         given = self._given_store
@@ -165,16 +172,29 @@ class Server:
             discovery=Discovery(SERVED),
             openapi=OpenApi(SERVED, __version__),
             response_cache_seconds=settings.response_cache_seconds,
+            response_cache_bytes=settings.response_cache_bytes,
             max_query_length=settings.max_query_length,
+            request_timeout_seconds=settings.request_timeout_seconds,
+        )
+        limits = dataclasses.replace(
+            settings.connections, max_connections=connection_cap(settings.connections.max_connections)
+        )
+        secure_runner = web.ServerRunner(
+            create_server(self.services), shutdown_timeout=settings.shutdown_timeout_seconds
         )
         secure = await self._listen(
-            create_app(self.services), settings.bind_address, settings.secure_port, True
+            secure_runner, limits, settings.bind_address, settings.secure_port, telemetry, self._tls_context
         )
-        self.secure_port = secure
+        telemetry.open_connections = lambda: secure.open_connections
+        self.secure_port = secure.port
         if settings.metrics_port is not None:
-            self.metrics_port = await self._listen(
-                _metrics_app(telemetry), settings.metrics_bind_address, settings.metrics_port, False
+            metrics_runner = web.AppRunner(
+                _metrics_app(telemetry), access_log=None, shutdown_timeout=settings.shutdown_timeout_seconds
             )
+            metrics_limits = dataclasses.replace(limits, max_connections=settings.metrics_max_connections)
+            address, port = settings.metrics_bind_address, settings.metrics_port
+            metrics = await self._listen(metrics_runner, metrics_limits, address, port, telemetry)
+            self.metrics_port = metrics.port
         await provider.refresh_metric_list()
         self._tasks += [
             tasks.start_periodic("tls-reload", settings.tls_reload_interval_seconds, self._reload_tls),
@@ -199,15 +219,28 @@ class Server:
             secure,
         )
 
-    async def _listen(self, app: web.Application, host: str, port: int, secure: bool) -> int:
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.settings.shutdown_timeout_seconds)
+    async def _listen(
+        self,
+        runner: web.BaseRunner,
+        limits: ConnectionLimits,
+        host: str,
+        port: int,
+        telemetry: Telemetry,
+        tls_context: Callable[[], ssl.SSLContext | None] = lambda: None,
+    ) -> Listener:
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, host, port, ssl_context=self.tls.context if secure else None, backlog=1024)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        return int(server.sockets[0].getsockname()[1])
+        assert runner.server is not None
+        listener = Listener(
+            runner.server, limits, tls_context=tls_context, record=telemetry.connections_closed.inc
+        )
+        self._listeners.append(listener)
+        await listener.start(host, port)
+        return listener
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """The serving context of the moment: each new connection gets the newest one."""
+        return self.tls.context
 
     async def _reload_tls(self) -> None:
         self.tls.reload_if_changed()
@@ -227,13 +260,38 @@ class Server:
         self.authenticator.update(config)
         logger.info("authentication config updated (client CAs, request-header settings)")
 
+    def signalled(self) -> None:
+        """SIGTERM/SIGINT: the first starts the shutdown, a second one skips what is left of its delay."""
+        if self.stopping.is_set():
+            self._hurry.set()
+        self.stopping.set()
+
+    async def shutdown_delay(self) -> None:
+        """Fail readiness at once but keep serving ``shutdown_delay_seconds`` (or until a second signal).
+
+        Endpoint removal takes a while to reach kube-proxy and the aggregator; requests routed here
+        meanwhile are still answered, as kube-apiserver's ``--shutdown-delay-duration`` does.
+        """
+        self.readiness.draining = True
+        delay = self.settings.shutdown_delay_seconds
+        if delay <= 0:
+            return
+        logger.info("signal received: readiness failing, serving %g s more before draining", delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._hurry.wait(), delay)
+
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (bounded), release everything."""
         self.readiness.draining = True
         await tasks.cancel_all(self._tasks)
+        for listener in self._listeners:
+            listener.stop_accepting()
         for runner in self._runners:
             await runner.cleanup()
+        for listener in self._listeners:
+            listener.abort_all()
         self._runners.clear()
+        self._listeners.clear()
         await self.store.close()
         for client in self._kube_clients:
             await client.close()
@@ -255,8 +313,9 @@ async def serve(settings: ServerSettings, config: Config) -> int:
     await server.start()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, server.stopping.set)
+        loop.add_signal_handler(signum, server.signalled)
     await server.stopping.wait()
+    await server.shutdown_delay()
     logger.info("signal received: draining")
     await server.stop()
     return 0

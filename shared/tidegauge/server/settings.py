@@ -18,6 +18,7 @@ class AuthorizationMode(enum.Enum):
 DEFAULT_USERNAME_HEADERS = ("X-Remote-User",)
 DEFAULT_GROUP_HEADERS = ("X-Remote-Group",)
 DEFAULT_EXTRA_HEADERS_PREFIXES = ("X-Remote-Extra-",)
+DEFAULT_RESPONSE_CACHE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,6 +33,30 @@ class AuthenticationFlags:
     requestheader_extra_headers_prefix: tuple[str, ...] | None = None
     authentication_kubeconfig: str | None = None
     skip_lookup: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionLimits:
+    """Bounds of each connection of the secure port (see ``docs/server.md``, "Bounds").
+
+    Modelled on k8s.io/apiserver's ``http.Server`` (MaxHeaderBytes 1 MiB, ReadHeaderTimeout 32 s,
+    IdleTimeout 90 s), tighter where this server's one small GET API allows it:
+    ``max_connections * max_header_bytes`` stays within the pod's memory.
+    """
+
+    max_connections: int = 1000
+    """Open connections at most; beyond it the oldest idle one is closed, else the new one is refused."""
+    header_read_timeout_seconds: float = 10.0
+    """Time from accepting a connection (TLS handshake included), or from a request's first byte, to
+    the end of its header block; slower clients are disconnected (Go's ReadHeaderTimeout)."""
+    idle_timeout_seconds: float = 90.0
+    """How long a keep-alive connection may wait for its next request (Go's IdleTimeout)."""
+    max_header_bytes: int = 64 * 1024
+    """Request line and header block together, at most; more is answered 431 and closed."""
+    max_header_line_bytes: int = 16 * 1024
+    """One header line or the request line, at most (aiohttp's max_line_size/max_field_size): 400."""
+    max_headers: int = 128
+    """Header fields in one request, at most: 400."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,9 +75,15 @@ class ServerSettings:
     authorization_mode: AuthorizationMode = AuthorizationMode.WEBHOOK
     authorization_kubeconfig: str | None = None
     request_timeout_seconds: float = 2.0
-    """Budget of one request's backend work (Redis, webhooks); well below the aggregator's timeouts."""
+    """Deadline of one request, from its headers to its answer (authentication, authorization and
+    Redis together); well below the aggregator's timeouts."""
     shutdown_timeout_seconds: float = 20.0
     """How long SIGTERM waits for in-flight requests before closing their connections."""
+    shutdown_delay_seconds: float = 0.0
+    """After SIGTERM, keep serving this long with readiness failing (endpoint removal propagates)."""
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    metrics_max_connections: int = 32
+    """Connection cap of the plain ``/metrics`` port (one scraper needs one or two)."""
     tls_reload_interval_seconds: float = 5.0
     authentication_refresh_seconds: float = 60.0
     """How often the ``extension-apiserver-authentication`` ConfigMap is re-read (CA rotation)."""
@@ -61,5 +92,7 @@ class ServerSettings:
     auth_cache_size: int = 10_000
     response_cache_seconds: float = 1.0
     """Identical metric requests within this many seconds share one Redis read (0 disables)."""
+    response_cache_bytes: int = DEFAULT_RESPONSE_CACHE_BYTES
+    """Rendered answers kept for ``response_cache_seconds``, in bytes at most."""
     readiness_cache_seconds: float = 1.0
     max_query_length: int = 8192

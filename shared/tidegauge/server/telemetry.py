@@ -111,6 +111,14 @@ class Telemetry:
             "unservable: |value| >= 9.2e15, no quantity form).",
             ("metric", "reason"),
         )
+        self.connections_closed = Counter(
+            "tidegauge_connections_closed_total",
+            "Connections the server cut or refused, by reason (refused, evicted-idle, header-timeout, "
+            "header-too-large, tls-handshake-failed).",
+            ("reason",),
+        )
+        self.open_connections: Callable[[], int] = lambda: 0
+        """Open connections of the secure port, read at scrape time."""
         self.newest_timestamps = newest_timestamps if newest_timestamps is not None else {}
         self.redis_up: Callable[[], bool | None] = lambda: None
         """Read at scrape time: did Redis answer the server's last request (None: not asked yet)?"""
@@ -125,8 +133,14 @@ class Telemetry:
             self.authorizations,
             self.fallbacks,
             self.series_dropped,
+            self.connections_closed,
         ):
             lines += family.render()
+        lines += [
+            "# HELP tidegauge_connections_open Open connections of the secure port.",
+            "# TYPE tidegauge_connections_open gauge",
+            f"tidegauge_connections_open {self.open_connections()}",
+        ]
         lines += self.latency.render()
         up = self.redis_up()
         lines += [

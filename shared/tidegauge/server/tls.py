@@ -1,10 +1,12 @@
-"""The serving TLS context: created once, its certificate reloaded in place when the files change.
+"""The serving TLS context: rebuilt whole when the certificate files or the client CAs change.
 
-``SSLContext.load_cert_chain`` on the live context applies to every later handshake, so a rotated
-certificate (cert-manager, a Secret update) is served without a restart. Client certificates are
+A rotated certificate (cert-manager, a Secret update) or a changed CA bundle gives a FRESH context,
+swapped in for the connections accepted after it (:mod:`.listener` asks for the context of the
+moment at each handshake). Loading a new pair into the live context would add it beside the old
+one: a change of key type (ECDSA <-> RSA) kept serving the old certificate. Client certificates are
 requested, not required (``CERT_OPTIONAL``), against both the client CA and the requestheader CA;
-:mod:`.authn` then decides which CA issued a certificate. CAs can only be added to a live context, so
-a CA removed from the configuration still passes the handshake but no longer authenticates anyone.
+:mod:`.authn` then decides which CA issued a certificate. A CA removed from the configuration no
+longer passes the handshake of new connections.
 """
 
 from __future__ import annotations
@@ -30,18 +32,17 @@ def create_ssl_context(cert_file: str, key_file: str, client_cas: bytes = b"") -
     return context
 
 
-def _load_checked(context: ssl.SSLContext, certificate: bytes, key: bytes) -> None:
-    """Load a pair into ``context`` only after it loaded into a scratch context.
+def _context_of(certificate: bytes, key: bytes, client_cas: bytes) -> ssl.SSLContext:
+    """A fresh serving context of this pair and these CAs (raises for a pair that does not match).
 
-    A mismatched pair would otherwise leave the live context with a certificate and no key.
+    The pair is written to a private temporary directory: ``load_cert_chain`` reads files only.
     """
     with tempfile.TemporaryDirectory(prefix="tidegauge-tls-") as directory:
         certificate_path, key_path = Path(directory) / "tls.crt", Path(directory) / "tls.key"
         certificate_path.write_bytes(certificate)
         key_path.touch(mode=0o600)
         key_path.write_bytes(key)
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(certificate_path, key_path)
-        context.load_cert_chain(certificate_path, key_path)
+        return create_ssl_context(str(certificate_path), str(key_path), client_cas)
 
 
 class ServingTls:
@@ -50,8 +51,8 @@ class ServingTls:
     def __init__(self, cert_file: str, key_file: str, client_cas: bytes = b"") -> None:
         self.cert_file = cert_file
         self.key_file = key_file
-        self._fingerprint = self._read_fingerprint()
-        self.context = create_ssl_context(cert_file, key_file, client_cas)
+        self._pair = self._read_pair()
+        self.context = _context_of(*self._pair, client_cas)
         self._trusted = client_cas.strip()
 
     def reload_if_changed(self) -> bool:
@@ -61,31 +62,33 @@ class ServingTls:
         and retried at the next poll; the previous certificate keeps being served.
         """
         try:
-            certificate, key = Path(self.cert_file).read_bytes(), Path(self.key_file).read_bytes()
-            fingerprint = hashlib.sha256(certificate + b"\0" + key).digest()
-            if fingerprint == self._fingerprint:
+            pair = self._read_pair()
+            if pair == self._pair:
                 return False
-            _load_checked(self.context, certificate, key)
-        except (OSError, ssl.SSLError) as error:
+            context = _context_of(*pair, self._trusted)
+        except (OSError, ssl.SSLError, ValueError) as error:
             logger.warning("serving certificate not reloaded, keeping the current one: %s", error)
             return False
-        self._fingerprint = fingerprint
-        logger.info("reloaded the serving certificate from %s", self.cert_file)
+        self._pair, self.context = pair, context
+        logger.info(
+            "reloaded the serving certificate from %s (sha256 %s) for new connections",
+            self.cert_file,
+            hashlib.sha256(pair[0]).hexdigest()[:16],
+        )
         return True
 
-    def _read_fingerprint(self) -> bytes:
-        certificate, key = Path(self.cert_file).read_bytes(), Path(self.key_file).read_bytes()
-        return hashlib.sha256(certificate + b"\0" + key).digest()
+    def _read_pair(self) -> tuple[bytes, bytes]:
+        return Path(self.cert_file).read_bytes(), Path(self.key_file).read_bytes()
 
     def trust_client_cas(self, client_cas: bytes) -> None:
-        """Let certificates of newly configured CAs through the handshake (rotation)."""
+        """Trust exactly these CAs in the handshakes of new connections (rotation, removal)."""
         bundle = client_cas.strip()
         if not bundle or bundle == self._trusted:
             return
         try:
-            self.context.load_verify_locations(cadata=bundle.decode())
+            context = _context_of(*self._pair, bundle)
         except (ssl.SSLError, ValueError) as error:
             logger.warning("client CA bundle not loaded into the TLS context: %s", error)
             return
-        self._trusted = bundle
+        self._trusted, self.context = bundle, context
         logger.info("client CA bundles updated for new TLS connections")
