@@ -20,6 +20,8 @@ from typing import Any
 import aiohttp
 import yaml
 
+from tidegauge.errors import UsageError
+
 logger = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -29,7 +31,7 @@ class KubeError(Exception):
     """A kube-apiserver call failed (unreachable, timed out, or answered an error)."""
 
 
-class KubeConfigError(ValueError):
+class KubeConfigError(UsageError, ValueError):
     """A kubeconfig that cannot be used; the message names the file and the fix."""
 
 

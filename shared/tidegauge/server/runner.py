@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import signal
 import ssl
 import time
@@ -19,9 +18,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from tidegauge import __version__, environment
+from tidegauge import __version__
 from tidegauge.config import Config
-from tidegauge.redis_connection import ConnectionSettings
+from tidegauge.errors import UsageError
+from tidegauge.redis_settings import connection_settings
 from tidegauge.server import tasks
 from tidegauge.server.app import Services, create_server
 from tidegauge.server.authconfig import AuthenticationConfig, AuthenticationConfigLoader
@@ -45,24 +45,12 @@ REDIS_CHECK_SECONDS = 5.0
 """How often Redis is pinged between requests, for the ``tidegauge_redis_up`` gauge."""
 
 
-class SettingsError(ValueError):
+class SettingsError(UsageError, ValueError):
     """Settings that cannot work together; the message names the flags and the fix."""
 
 
 def _connection(kubeconfig: str | None) -> KubeConnection | None:
     return from_kubeconfig(kubeconfig) if kubeconfig else in_cluster()
-
-
-def _connection_settings(config: Config) -> ConnectionSettings:
-    redis = config.redis
-    return ConnectionSettings(
-        url=redis.url,
-        cluster=redis.cluster,
-        username=redis.username,
-        password=os.environ.get(environment.REDIS_PASSWORD) or None,
-        tls_ca_file=redis.tls_ca_file,
-        socket_timeout_seconds=redis.socket_timeout_seconds,
-    )
 
 
 class Server:
@@ -97,7 +85,8 @@ class Server:
                 return given
 
             return existing
-        settings = _connection_settings(self.config)
+        # The server reads no secrets itself (no AWS SDK): the password comes from $TIDEGAUGE_REDIS_PASSWORD.
+        settings = connection_settings(self.config.redis)
 
         def invalid(metric: str, _label_string: str) -> None:
             telemetry.series_dropped.inc(metric, "invalid-record")
