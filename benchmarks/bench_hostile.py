@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_server import CONFIG
+
 TITLE = "Aggregated API server: hostile clients, and a soak with distinct selectors"
 FLOODS, IDLE, SLOWLORIS = 40, 2_000, 500
 FLOOD_BYTES = 8 * 1024 * 1024
@@ -40,13 +42,6 @@ SOAK_CONNECTIONS, SOAK_RATE = 32, 400.0
 PROBE_PATH = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/probe"
 SOAK_PATH = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/soak"
 PROBE_RATE = 100.0
-CONFIG = """
-version: 1
-redis: {url: "redis://127.0.0.1:1/0"}
-defaults: {max_age_seconds: 86400}
-sources:
-  - {name: bench, type: sqs, region: eu-west-1, queues: {names: [bench]}}
-"""
 
 
 def _raise_open_files(wanted: int) -> int:
