@@ -414,6 +414,7 @@ def test_malformed_requests_log_one_line_without_a_traceback(
         records = [r for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith("tidegauge")]
         assert all(record.exc_info is None for record in caplog.records)
         assert len(records) <= 3, [r.getMessage() for r in records]
+        assert server.server.services.telemetry.connections_closed.values[("malformed-request",)] == 30
         assert request(server.port, "/healthz", pki.context()).status == 200
         reply = request(server.port, METRIC_PATH, pki.context(pki.aggregator), aggregator_headers())
         assert reply.status in (200, 404)
