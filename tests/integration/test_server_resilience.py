@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import socket
@@ -18,7 +19,6 @@ from typing import Any
 import pytest
 
 from tests.support.server_harness import (
-    PassThroughStore,
     Pki,
     Reply,
     ServerThread,
@@ -26,9 +26,7 @@ from tests.support.server_harness import (
     request,
     server_config,
     settings_for,
-    stop_process,
 )
-from tests.support.server_harness import served_certificate_digest as served_digest
 from tidegauge.localredis import RedisServer, free_port
 from tidegauge.model import Sample
 from tidegauge.redis_connection import ConnectionSettings
@@ -90,7 +88,14 @@ def test_redis_outage_is_fast_503_not_ready_and_recovers_on_the_same_port(pki: P
 
 
 def served_certificate_digest(port: int, pki: Pki) -> str:
-    return served_digest(port, ssl.create_default_context(cadata=pki.server_ca.pem.decode()))
+    context = ssl.create_default_context(cadata=pki.server_ca.pem.decode())
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        certificate = tls.getpeercert(binary_form=True)
+    assert certificate is not None
+    return hashlib.sha256(certificate).hexdigest()
 
 
 def test_rotated_serving_certificate_is_served_without_restart(pki: Pki, redis_server: RedisServer) -> None:
@@ -104,11 +109,11 @@ def test_rotated_serving_certificate_is_served_without_restart(pki: Pki, redis_s
         assert request(server.port, "/healthz", pki.context()).status == 200
 
 
-class SlowStore(PassThroughStore):
+class SlowStore:
     """An AsyncStore whose reads wait for ``release``, telling ``reading`` when one started."""
 
     def __init__(self, store: AsyncStore) -> None:
-        super().__init__(store)
+        self.store = store
         self.reading = threading.Event()
         self.release: asyncio.Event | None = None
 
@@ -117,6 +122,15 @@ class SlowStore(PassThroughStore):
         self.reading.set()
         await self.release.wait()
         return await self.store.read_latest(metric, selector)
+
+    async def list_metrics(self) -> list[Any]:
+        return await self.store.list_metrics()
+
+    async def ping(self) -> bool:
+        return await self.store.ping()
+
+    async def close(self) -> None:
+        await self.store.close()
 
 
 def test_shutdown_drains_in_flight_requests_and_stops_accepting(pki: Pki, redis_server: RedisServer) -> None:
@@ -162,7 +176,11 @@ def serve_process(pki: Pki, redis_server: RedisServer) -> Iterator[tuple[subproc
     try:
         yield process, port
     finally:
-        stop_process(process)
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        if process.stderr:
+            process.stderr.close()
 
 
 def test_sigterm_drains_and_exits_zero(serve_process: tuple[subprocess.Popen[str], int], pki: Pki) -> None:
