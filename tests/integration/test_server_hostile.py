@@ -27,6 +27,7 @@ import pytest
 
 from tests.support.kube_fake import FakeKubeApiServer
 from tests.support.server_harness import (
+    PassThroughStore,
     Pki,
     ServerThread,
     aggregator_headers,
@@ -331,21 +332,20 @@ def big_answers(served: Served, queries: Iterator[str]) -> list[int]:
     return sizes
 
 
-def test_query_variants_share_one_cached_answer(served: Served) -> None:
-    # GIVEN 200 requests for one ~400 KB answer, each with a different unknown parameter
+@pytest.mark.parametrize(
+    "query",
+    [
+        # 200 requests for one answer, each with a different unknown parameter: one cached entry
+        pytest.param(f"labelSelector=pad%3D{'p' * 60}&pretty={{index}}", id="query-variants-share-one-entry"),
+        # 200 different selectors, each answered with all series (80 MB if all were kept): the byte bound
+        pytest.param("labelSelector=queue!%3Dnone{index}", id="distinct-selectors-bounded-by-bytes"),
+    ],
+)
+def test_cached_answers_do_not_pin_memory(served: Served, query: str) -> None:
+    # GIVEN 200 requests for ~400 KB answers
     before = served.rss_bytes()
-    sizes = big_answers(served, (f"labelSelector=pad%3D{'p' * 60}&pretty={index}" for index in range(200)))
-    # THEN they share one cached answer (keyed by the parsed request), so memory does not grow with them
-    assert min(sizes) > 300_000
-    growth = served.rss_bytes() - before
-    assert growth < 16 * 1024 * 1024, f"RSS grew by {growth / 2**20:.1f} MiB"
-
-
-def test_distinct_selectors_are_bounded_by_the_cache_bytes(served: Served) -> None:
-    # GIVEN 200 different selectors, each answered with all ~400 KB of series (80 MB if all were kept)
-    before = served.rss_bytes()
-    sizes = big_answers(served, (f"labelSelector=queue!%3Dnone{index}" for index in range(200)))
-    # THEN the cache keeps at most its byte bound
+    sizes = big_answers(served, (query.format(index=index) for index in range(200)))
+    # THEN memory does not grow with them
     assert min(sizes) > 300_000
     growth = served.rss_bytes() - before
     assert growth < 16 * 1024 * 1024, f"RSS grew by {growth / 2**20:.1f} MiB"
@@ -414,30 +414,22 @@ def test_malformed_requests_log_one_line_without_a_traceback(
         records = [r for r in caplog.records if r.levelno >= logging.INFO and r.name.startswith("tidegauge")]
         assert all(record.exc_info is None for record in caplog.records)
         assert len(records) <= 3, [r.getMessage() for r in records]
+        assert server.server.services.telemetry.connections_closed.values[("malformed-request",)] == 30
         assert request(server.port, "/healthz", pki.context()).status == 200
         reply = request(server.port, METRIC_PATH, pki.context(pki.aggregator), aggregator_headers())
         assert reply.status in (200, 404)
 
 
-class SlowStore:
+class SlowStore(PassThroughStore):
     """An AsyncStore whose metric reads take ``delay_seconds`` (a slow Redis)."""
 
     def __init__(self, store: AsyncStore, delay_seconds: float) -> None:
-        self.store = store
+        super().__init__(store)
         self.delay_seconds = delay_seconds
 
     async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
         await asyncio.sleep(self.delay_seconds)
         return await self.store.read_latest(metric, selector)
-
-    async def list_metrics(self) -> list[Any]:
-        return await self.store.list_metrics()
-
-    async def ping(self) -> bool:
-        return await self.store.ping()
-
-    async def close(self) -> None:
-        await self.store.close()
 
 
 def test_request_timeout_is_one_deadline_across_authentication_authorization_and_redis(

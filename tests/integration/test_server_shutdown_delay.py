@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server_harness import Pki, request
+from tests.support.server_harness import Pki, request, stop_process
 from tidegauge.localredis import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -58,8 +58,4 @@ def test_sigterm_keeps_serving_during_the_shutdown_delay_with_readiness_failing(
         assert process.stderr is not None
         assert "readiness failing" in process.stderr.read()
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-        if process.stderr:
-            process.stderr.close()
+        stop_process(process)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 import ssl
 import time
 from pathlib import Path
@@ -11,7 +10,14 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.support.server_harness import Pki, ServerThread, request, server_config, settings_for
+from tests.support.server_harness import (
+    Pki,
+    ServerThread,
+    request,
+    served_certificate_digest,
+    server_config,
+    settings_for,
+)
 from tidegauge.localredis import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -22,13 +28,7 @@ ECDSA, RSA = trustme.KeyType.ECDSA, trustme.KeyType.RSA
 def served_digest(port: int, ca: trustme.CA) -> str:
     context = ssl.create_default_context()
     ca.configure_trust(context)
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname="localhost") as tls,
-    ):
-        certificate = tls.getpeercert(binary_form=True)
-    assert certificate is not None
-    return hashlib.sha256(certificate).hexdigest()
+    return served_certificate_digest(port, context)
 
 
 def write_leaf(ca: trustme.CA, key_type: trustme.KeyType, cert_file: Path, key_file: Path) -> str:

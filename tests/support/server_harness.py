@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import http.client
 import json
+import socket
 import ssl
+import subprocess
 import threading
 from collections.abc import Coroutine, Mapping
 from pathlib import Path
@@ -14,8 +17,10 @@ from typing import Any, TypeVar
 
 from tests.support.pki import CertificateAuthority, Issued
 from tidegauge.config import Config, parse_config
+from tidegauge.model import Sample
 from tidegauge.server.runner import Server
 from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode, ServerSettings
+from tidegauge.store import AsyncStore, LabelMatcher
 
 T = TypeVar("T")
 
@@ -194,6 +199,45 @@ def request(
         return Reply(response.status, response.headers, response.read())
     finally:
         connection.close()
+
+
+class PassThroughStore:
+    """An AsyncStore wrapper that tests subclass to slow down or hold metric reads."""
+
+    def __init__(self, store: AsyncStore) -> None:
+        self.store = store
+
+    async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
+        return await self.store.read_latest(metric, selector)
+
+    async def list_metrics(self) -> list[Any]:
+        return await self.store.list_metrics()
+
+    async def ping(self) -> bool:
+        return await self.store.ping()
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+def served_certificate_digest(port: int, context: ssl.SSLContext) -> str:
+    """SHA-256 of the certificate a new TLS connection to ``port`` is served (hostname ``localhost``)."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        certificate = tls.getpeercert(binary_form=True)
+    assert certificate is not None
+    return hashlib.sha256(certificate).hexdigest()
+
+
+def stop_process(process: subprocess.Popen[str]) -> None:
+    """Kill ``process`` if it still runs, reap it and close its stderr pipe."""
+    if process.poll() is None:
+        process.kill()
+    process.wait(10)
+    if process.stderr:
+        process.stderr.close()
 
 
 def aggregator_headers(

@@ -11,7 +11,7 @@ import pytest
 from tests.support.server_harness import Pki, server_config, settings_for
 from tidegauge.server.command import add_arguments, settings_from
 from tidegauge.server.runner import Server, SettingsError
-from tidegauge.server.settings import AuthorizationMode
+from tidegauge.server.settings import AuthorizationMode, ConnectionLimits
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -50,3 +50,28 @@ def test_webhook_mode_without_a_kubeconfig_outside_a_cluster_fails_fast(
     server = Server(settings, server_config("redis://127.0.0.1:1/0"))
     with pytest.raises(SettingsError, match="AlwaysAllowAuthenticated"):
         asyncio.run(server.start())
+
+
+def test_bound_flags_become_connection_limits() -> None:
+    argv = [
+        "--max-connections", "50", "--header-read-timeout", "2.5", "--idle-timeout", "30",
+        "--max-header-bytes", "32768", "--max-header-line-bytes", "8192", "--max-headers", "64",
+        "--shutdown-delay-duration", "5", "--response-cache-bytes", "1048576",
+    ]  # fmt: skip
+    settings = settings_from(parse(*argv))
+    assert settings.connections == ConnectionLimits(
+        max_connections=50,
+        header_read_timeout_seconds=2.5,
+        idle_timeout_seconds=30,
+        max_header_bytes=32768,
+        max_header_line_bytes=8192,
+        max_headers=64,
+    )
+    assert (settings.shutdown_delay_seconds, settings.response_cache_bytes) == (5, 1048576)
+    assert settings_from(parse()).connections == ConnectionLimits()
+
+
+@pytest.mark.parametrize("flag", ["--max-connections", "--header-read-timeout", "--max-header-bytes"])
+def test_a_bound_that_is_not_positive_fails_naming_its_flag(flag: str) -> None:
+    with pytest.raises(SettingsError, match=f"{flag} must be a positive number"):
+        settings_from(parse(flag, "0"))

@@ -29,6 +29,17 @@ def _list_flag(parser: argparse._ArgumentGroup, name: str, help_text: str) -> No
     )
 
 
+_BOUND_FLAGS: tuple[tuple[str, str, type, str], ...] = (
+    ("--max-connections", "max_connections", int, "open connections at most"),
+    ("--header-read-timeout", "header_read_timeout_seconds", float, "time for TLS handshake and headers, s"),
+    ("--idle-timeout", "idle_timeout_seconds", float, "keep-alive time between requests, s"),
+    ("--max-header-bytes", "max_header_bytes", int, "request line and headers together, bytes"),
+    ("--max-header-line-bytes", "max_header_line_bytes", int, "one header line or the request line, bytes"),
+    ("--max-headers", "max_headers", int, "header fields per request"),
+)
+"""The ConnectionLimits flags: flag, field, type, help."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     serving = parser.add_argument_group("serving")
     serving.add_argument(
@@ -102,36 +113,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     limits = ConnectionLimits()
     bounds = parser.add_argument_group("connection bounds (see docs/server.md, Bounds)")
-    bounds.add_argument(
-        "--max-connections", type=int, default=limits.max_connections, help="open connections at most"
-    )
-    bounds.add_argument(
-        "--header-read-timeout",
-        type=float,
-        default=limits.header_read_timeout_seconds,
-        help="time to send a request's TLS handshake and headers, s",
-    )
-    bounds.add_argument(
-        "--idle-timeout",
-        type=float,
-        default=limits.idle_timeout_seconds,
-        help="keep-alive time between requests, s",
-    )
-    bounds.add_argument(
-        "--max-header-bytes",
-        type=int,
-        default=limits.max_header_bytes,
-        help="request line and headers together, bytes",
-    )
-    bounds.add_argument(
-        "--max-header-line-bytes",
-        type=int,
-        default=limits.max_header_line_bytes,
-        help="one header line or the request line, bytes",
-    )
-    bounds.add_argument(
-        "--max-headers", type=int, default=limits.max_headers, help="header fields per request"
-    )
+    for flag, field_name, kind, help_text in _BOUND_FLAGS:
+        bounds.add_argument(flag, type=kind, default=getattr(limits, field_name), help=help_text)
 
 
 def _split(values: list[str] | None) -> tuple[str, ...] | None:
@@ -140,22 +123,14 @@ def _split(values: list[str] | None) -> tuple[str, ...] | None:
     return tuple(item.strip() for value in values for item in value.split(",") if item.strip())
 
 
-_POSITIVE_FLAGS = (
-    "max_connections",
-    "header_read_timeout",
-    "idle_timeout",
-    "max_header_bytes",
-    "max_header_line_bytes",
-    "max_headers",
-    "request_timeout",
-)
+def _dest(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_")
 
 
 def settings_from(args: argparse.Namespace) -> ServerSettings:
-    for name in _POSITIVE_FLAGS:
-        value = getattr(args, name)
+    for flag in (*(bound[0] for bound in _BOUND_FLAGS), "--request-timeout"):
+        value = getattr(args, _dest(flag))
         if not value > 0:
-            flag = "--" + name.replace("_", "-")
             raise SettingsError(f"{flag} must be a positive number, not {value!r} (leave it out: default)")
     if args.shutdown_delay_duration < 0:
         raise SettingsError("--shutdown-delay-duration must be 0 or more seconds")
@@ -185,12 +160,7 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
         shutdown_delay_seconds=args.shutdown_delay_duration,
         response_cache_bytes=args.response_cache_bytes,
         connections=ConnectionLimits(
-            max_connections=args.max_connections,
-            header_read_timeout_seconds=args.header_read_timeout,
-            idle_timeout_seconds=args.idle_timeout,
-            max_header_bytes=args.max_header_bytes,
-            max_header_line_bytes=args.max_header_line_bytes,
-            max_headers=args.max_headers,
+            **{field_name: getattr(args, _dest(flag)) for flag, field_name, _, _ in _BOUND_FLAGS}
         ),
         response_cache_seconds=args.response_cache_seconds,
         tls_reload_interval_seconds=args.tls_reload_interval,

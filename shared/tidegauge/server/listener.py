@@ -190,8 +190,9 @@ class BoundedRequestHandler(RequestHandler):
             )
             error = errors.internal_error()
         else:
+            self._listener.record("malformed-request")
             detail = message or (str(exc) if exc is not None else HTTPStatus(status).phrase)
-            _rate_limited.info("malformed request from a client: %s", detail.splitlines()[0][:200])
+            _rate_limited.info("malformed request from a client: %r", detail[:200])
             error = errors.malformed_request(status, detail)
         if request.writer.output_size > 0:
             raise ConnectionError("an answer was being sent already; closing the connection")

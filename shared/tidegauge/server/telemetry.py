@@ -114,7 +114,7 @@ class Telemetry:
         self.connections_closed = Counter(
             "tidegauge_connections_closed_total",
             "Connections the server cut or refused, by reason (refused, evicted-idle, header-timeout, "
-            "header-too-large, tls-handshake-failed).",
+            "header-too-large, malformed-request, tls-handshake-failed).",
             ("reason",),
         )
         self.open_connections: Callable[[], int] = lambda: 0
