@@ -38,8 +38,8 @@ from tidegauge.model import (
     series_id,
     validate_metric_name,
 )
+from tidegauge.ratelimit_log import RateLimitedLog
 from tidegauge.redis_connection import AsyncClient, ConnectionSettings, SyncClient, connect, connect_async
-from tidegauge.throttle import LogThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ DEFAULT_HISTORY_LENGTH = 1440
 MAX_ERRORS_KEPT = 20
 WRITE_ATTEMPTS = 5
 LABEL_CACHE_SIZE = 200_000
+INVALID_LOG_INTERVAL_SECONDS = 60.0
+"""An invalid stored record is logged at most once per interval per metric (the rest are counted)."""
 
 
 def latest_key(metric: str) -> str:
@@ -153,7 +155,7 @@ class _SeriesCache:
     def __init__(self, size: int = LABEL_CACHE_SIZE, on_invalid: InvalidRecordHook | None = None) -> None:
         self._size = size
         self._on_invalid = on_invalid
-        self._throttle = LogThrottle()
+        self._invalid_log = RateLimitedLog(logger, INVALID_LOG_INTERVAL_SECONDS)
         self._labels: dict[str, tuple[dict[str, str], tuple[tuple[str, str], ...]]] = {}
         self._samples: dict[tuple[str, str], tuple[str, Sample]] = {}
 
@@ -188,14 +190,7 @@ class _SeriesCache:
     def _invalid(self, metric: str, label_string: str, error: InvalidRecord) -> None:
         if self._on_invalid is not None:
             self._on_invalid(metric, label_string)
-        held_back = self._throttle.due(metric)
-        if held_back is not None:
-            logger.warning(
-                "skipping an invalid stored series of %s (%d more skipped since the last such line): %s",
-                metric,
-                held_back,
-                error,
-            )
+        self._invalid_log.warning("skipping an invalid stored series of %s: %s", metric, error, key=metric)
 
 
 def _select(

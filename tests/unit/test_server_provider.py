@@ -184,7 +184,7 @@ def test_value_without_a_quantity_form_is_left_out_counted_and_logged_once_per_i
     assert len(caplog.records) == 1 and "not serving series queue=b" in caplog.records[0].getMessage()
     clock.now += 60
     get(p)
-    assert len(caplog.records) == 2 and "5 more left out" in caplog.records[1].getMessage()
+    assert len(caplog.records) == 2 and "5 more like it" in caplog.records[1].getMessage()
 
 
 def test_metric_list_keeps_the_last_good_answer_when_the_store_fails() -> None:

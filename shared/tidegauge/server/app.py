@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from tidegauge.ratelimit_log import RateLimitedLog
 from tidegauge.selectors import Selector, SelectorError
 from tidegauge.server import errors
 from tidegauge.server.authn import Authenticator, UserInfo
@@ -25,7 +26,6 @@ from tidegauge.server.discovery import Discovery
 from tidegauge.server.health import Readiness
 from tidegauge.server.openapi import OpenApi
 from tidegauge.server.provider import ExternalMetricsProvider, MetricNotFound
-from tidegauge.server.ratelimit_log import RateLimitedLog
 from tidegauge.server.routing import Route, RouteKind, resolve, selector_from_query
 from tidegauge.server.settings import DEFAULT_RESPONSE_CACHE_BYTES
 from tidegauge.server.telemetry import Telemetry

@@ -24,8 +24,8 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from tidegauge.ratelimit_log import RateLimitedLog
 from tidegauge.server import errors
-from tidegauge.server.ratelimit_log import RateLimitedLog
 from tidegauge.server.settings import ConnectionLimits
 
 logger = logging.getLogger(__name__)

@@ -38,14 +38,16 @@ from typing import NamedTuple, Protocol
 from tidegauge.config import ExposureDecision, MetricPolicy
 from tidegauge.model import METRIC_NAME_PATTERN, MetricInfo, Sample
 from tidegauge.quantity import QuantityError
+from tidegauge.ratelimit_log import RateLimitedLog
 from tidegauge.selectors import Operator, Selector, parse_selector
 from tidegauge.server.types import ExternalMetricValue
 from tidegauge.store import LabelMatcher, StoreError, StoreUnavailable
-from tidegauge.throttle import LogThrottle
 
 logger = logging.getLogger(__name__)
 
 _MEMORY_LIMIT = 10_000
+DROPPED_LOG_INTERVAL_SECONDS = 60.0
+"""A series left out of an answer is logged at most once per interval per metric (the rest counted)."""
 UNFRESH_PER_NAMESPACE = 1_000
 """Fallback clocks (metric, selector) remembered per namespace; beyond, that namespace's least
 recently asked ones are forgotten, so one tenant cannot reset another's HPA fallback."""
@@ -128,7 +130,7 @@ class ExternalMetricsProvider:
         self.record_fallback: Callable[[str], None] = lambda metric: None
         self.record_dropped: Callable[[str, str], None] = lambda metric, reason: None
         """Told ``(metric, reason)`` for each series a read leaves out (e.g. |value| >= 9.2e15)."""
-        self._dropped_log = LogThrottle(monotonic=monotonic)
+        self._dropped_log = RateLimitedLog(logger, DROPPED_LOG_INTERVAL_SECONDS, monotonic=monotonic)
         self.newest_timestamps: dict[str, float] = {}
         """Per metric, the newest source timestamp seen in its last read (for telemetry)."""
 
@@ -269,15 +271,7 @@ class ExternalMetricsProvider:
     def _dropped(self, name: str, label_string: str, error: Exception) -> None:
         """A series left out of ``name``'s answers: counted, and logged at most once per interval."""
         self.record_dropped(name, "unservable")
-        held_back = self._dropped_log.due(name)
-        if held_back is not None:
-            logger.warning(
-                "not serving series %s of %s (%d more left out since the last such line): %s",
-                label_string,
-                name,
-                held_back,
-                error,
-            )
+        self._dropped_log.warning("not serving series %s of %s: %s", label_string, name, error, key=name)
 
 
 def _series_of(

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from tidegauge.server.ratelimit_log import RateLimitedLog
+from tidegauge.ratelimit_log import RateLimitedLog
 
 LOGGER = "tidegauge.test.ratelimit"
 

@@ -1,5 +1,6 @@
 """Rate-limited logging: at most one line per interval for a repeated failure, with a count of the rest.
 
+Used by the server (malformed requests, deadlines, series left out) and the store (invalid stored records).
 A hostile client or a backend outage can make the same failure happen thousands of times a second;
 logging each one floods the log (and costs CPU). :class:`RateLimitedLog` logs the first occurrence of
 a key at once, counts the repeats within ``interval_seconds``, and reports that count on the next line
