@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.server_harness import Pki, server_config, settings_for
+from tidegauge.cli import main
 from tidegauge.server.command import add_arguments, settings_from
 from tidegauge.server.runner import Server, SettingsError
 from tidegauge.server.settings import AuthorizationMode, ConnectionLimits
@@ -75,3 +76,50 @@ def test_bound_flags_become_connection_limits() -> None:
 def test_a_bound_that_is_not_positive_fails_naming_its_flag(flag: str) -> None:
     with pytest.raises(SettingsError, match=f"{flag} must be a positive number"):
         settings_from(parse(flag, "0"))
+
+
+SERVE_LOCALLY = [
+    "serve",
+    "--authorization-mode",
+    "AlwaysAllowAuthenticated",
+    "--authentication-skip-lookup",
+    "--bind-address",
+    "127.0.0.1",
+    "--secure-port",
+    "0",
+]
+
+
+def test_serve_with_an_unreadable_certificate_fails_on_one_line_with_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = str(tmp_path / "missing.crt")
+    code = main([*SERVE_LOCALLY, "--tls-cert-file", missing, "--tls-private-key-file", missing])
+    assert code == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert (
+        line.startswith("tidegauge serve: ")
+        and "missing.crt" in line
+        and "Fix: check the --tls-cert-file" in line
+    )
+
+
+def test_serve_with_an_invalid_config_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("version: 9\n")
+    missing = str(tmp_path / "missing.crt")
+    code = main(
+        [
+            *SERVE_LOCALLY,
+            "--tls-cert-file",
+            missing,
+            "--tls-private-key-file",
+            missing,
+            "--config",
+            str(config),
+        ]
+    )
+    assert code == 2
+    assert "version" in capsys.readouterr().err

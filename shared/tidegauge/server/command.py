@@ -6,11 +6,10 @@ import argparse
 import asyncio
 import logging
 import os
-import sys
 
 from tidegauge import environment
-from tidegauge.config import DEFAULT_CONFIG_YAML, Config, ConfigError, load_config, parse_config
-from tidegauge.server.kube import KubeConfigError
+from tidegauge.config import DEFAULT_CONFIG_YAML, Config, load_config, parse_config
+from tidegauge.errors import OperationFailed
 from tidegauge.server.runner import SettingsError, serve
 from tidegauge.server.settings import (
     DEFAULT_RESPONSE_CACHE_BYTES,
@@ -175,13 +174,16 @@ def load_server_config(settings: ServerSettings) -> Config:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Serve until a signal; bad flags or config are usage errors (exit 2) by the ``tidegauge`` contract."""
+    settings = settings_from(args)
+    config = load_server_config(settings)
     try:
-        settings = settings_from(args)
-        config = load_server_config(settings)
         return asyncio.run(serve(settings, config))
-    except (ConfigError, SettingsError, KubeConfigError) as error:
-        print(f"tidegauge serve: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        print(f"tidegauge serve: {error}", file=sys.stderr)
-        return 1
+    except OSError as error:  # a TLS file that cannot be read, a port that cannot be bound
+        raise ServeFailed(str(error)) from error
+
+
+class ServeFailed(OperationFailed):
+    """The server could not start: a file it needs is unreadable or its port cannot be bound."""
+
+    hint = "check the --tls-cert-file / --tls-private-key-file paths and that the ports are free"

@@ -94,5 +94,4 @@ class ServerSettings:
     """Identical metric requests within this many seconds share one Redis read (0 disables)."""
     response_cache_bytes: int = DEFAULT_RESPONSE_CACHE_BYTES
     """Rendered answers kept for ``response_cache_seconds``, in bytes at most."""
-    readiness_cache_seconds: float = 1.0
     max_query_length: int = 8192
