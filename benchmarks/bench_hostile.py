@@ -197,8 +197,10 @@ def run(quick: bool) -> str:
         with _serving(workdir, redis.url) as (server, port, _metrics_port):
 
             def soak(seconds: float, selectors: str) -> dict[str, Any]:
-                arguments = (str(port), ca, *client, SOAK_PATH, str(seconds), str(SOAK_CONNECTIONS))
-                arguments += (str(SOAK_RATE), selectors)
+                arguments = (
+                    *(str(port), ca, *client, SOAK_PATH, str(seconds), str(SOAK_CONNECTIONS)),
+                    *(str(SOAK_RATE), selectors),
+                )
                 return _result(_Child("--load", *arguments, timeout=seconds + 120))
 
             soak_fixed = soak(soak_baseline_seconds, "fixed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 import fakeredis
 import pytest
@@ -42,7 +43,8 @@ def _flushed(client: SyncClient) -> SyncClient:
 def redis_client(request: pytest.FixtureRequest) -> Iterator[SyncClient]:
     """The same test against fakeredis, a real server and a real cluster, each emptied first."""
     if request.param == "fakeredis":
-        client: SyncClient = fakeredis.FakeRedis(decode_responses=True)
+        # fakeredis implements the same commands; its signatures are looser than redis-py's typed stubs.
+        client: SyncClient = cast(SyncClient, fakeredis.FakeRedis(decode_responses=True))
     elif request.param == "redis":
         server: RedisServer = request.getfixturevalue("redis_server")
         client = connect(ConnectionSettings(server.url))

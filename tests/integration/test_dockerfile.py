@@ -59,8 +59,8 @@ def parse_dockerfile(text: str) -> list[Stage]:
         elif instruction == "FROM":
             words = argument.split()
             image = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: global_args[m.group(1) or m.group(2)], words[0])
-            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
-            stages.append(Stage(base=image, name=name))
+            stage_name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
+            stages.append(Stage(base=image, name=stage_name))
         else:
             stages[-1].instructions.append((instruction, argument.strip()))
     return stages

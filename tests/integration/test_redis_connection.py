@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from typing import cast
 
 import pytest
 import redis
@@ -22,8 +23,8 @@ def test_cluster_mode_is_detected(redis_server: RedisServer, redis_cluster: Redi
     standalone = connect(ConnectionSettings(redis_server.url))
     clustered = connect(ConnectionSettings(redis_cluster.url))
     try:
-        assert type(standalone) is redis.Redis
-        assert type(clustered) is redis.RedisCluster
+        assert type(cast(object, standalone)) is redis.Redis
+        assert type(cast(object, clustered)) is redis.RedisCluster
     finally:
         standalone.close()
         clustered.close()

@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from typing import Any, cast
 
 import pytest
 import redis
@@ -70,7 +71,8 @@ class Reader(threading.Thread):
 def role(port: int) -> str:
     client = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
     try:
-        return str(client.info("replication")["role"])
+        info = cast(dict[str, Any], client.info("replication"))
+        return str(info["role"])
     finally:
         client.close()
 

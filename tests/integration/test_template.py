@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import botocore.session
 import pytest
@@ -313,7 +313,7 @@ def _no_samples_alarm(transformed: dict[str, Any], service: str) -> dict[str, An
         for a in resources_of_type(transformed, "AWS::CloudWatch::Alarm").values()
         if a["Properties"]["AlarmName"] == {"Fn::Sub": f"tidegauge-${{EnvironmentName}}-{service}-no-samples"}
     ]
-    return alarm
+    return cast(dict[str, Any], alarm)
 
 
 @pytest.mark.parametrize("service", ["collect_sqs", "collect_cloudwatch"])
@@ -517,7 +517,7 @@ def test_layer_requirements_are_pinned_within_the_project_ranges() -> None:
 
 
 def _layer_pins() -> dict[str, str]:
-    pins = {}
+    pins: dict[str, str] = {}
     for line in (ROOT / "shared" / "requirements.txt").read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             requirement = Requirement(line)
