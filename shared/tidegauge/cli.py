@@ -23,7 +23,7 @@ from tidegauge.errors import TidegaugeError, explain
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("tidegauge.server.command", "run the aggregated metrics API server"),
-    "collect": ("tidegauge.sources.command", "run the collectors outside Lambda (--once or --loop)"),
+    "collect": ("tidegauge.sources.collect", "run the collectors outside Lambda (--once or --loop)"),
     "metrics": ("tidegauge.ops.metrics", "show metrics and series stored in Redis"),
     "status": ("tidegauge.ops.status", "show collector status and usage totals"),
     "config": ("tidegauge.ops.config_check", "check a configuration without running anything"),
