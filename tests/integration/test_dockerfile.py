@@ -226,40 +226,39 @@ def test_dockerignore_keeps_out(path: str, ignore_patterns: list[str]) -> None:
     assert excluded(path, ignore_patterns), f"{path} would be sent to the Docker daemon"
 
 
+def copied_from_context(stages: list[Stage]) -> list[Path]:
+    """The context paths the Dockerfile's COPY instructions name (not those copied from a stage)."""
+    paths = []
+    for stage in stages:
+        for argument in stage.arguments("COPY"):
+            if not argument.startswith("--from"):
+                *sources, _destination = shlex.split(argument)
+                paths.extend(ROOT / source for source in sources)
+    return paths
+
+
 def test_dockerignore_keeps_everything_the_dockerfile_copies(
     stages: list[Stage], ignore_patterns: list[str]
 ) -> None:
-    for stage in stages:
-        for argument in stage.arguments("COPY"):
-            if argument.startswith("--from"):
-                continue
-            *sources, _destination = shlex.split(argument)
-            for source in sources:
-                source_path = ROOT / source
-                assert source_path.exists(), f"COPY {source}: no such path"
-                files = [source_path] if source_path.is_file() else list(source_path.rglob("*.py"))
-                assert files
-                for file in files:
-                    relative = file.relative_to(ROOT).as_posix()
-                    if "__pycache__" not in relative and not relative.startswith(LEFT_OUT_OF_IMAGE):
-                        assert not excluded(relative, ignore_patterns), f"{relative} is copied but ignored"
+    for source_path in copied_from_context(stages):
+        assert source_path.exists(), f"COPY {source_path.relative_to(ROOT)}: no such path"
+        files = [source_path] if source_path.is_file() else list(source_path.rglob("*.py"))
+        assert files
+        for file in files:
+            relative = file.relative_to(ROOT).as_posix()
+            if "__pycache__" not in relative and not relative.startswith(LEFT_OUT_OF_IMAGE):
+                assert not excluded(relative, ignore_patterns), f"{relative} is copied but ignored"
 
 
 def build_context(stages: list[Stage], patterns: list[str], destination: Path) -> None:
     """Copy what the Dockerfile's COPY instructions take from the context, as .dockerignore filters it."""
-    for stage in stages:
-        for argument in stage.arguments("COPY"):
-            if argument.startswith("--from"):
-                continue
-            *sources, _destination = shlex.split(argument)
-            for source in sources:
-                source_path = ROOT / source
-                files = [source_path] if source_path.is_file() else sorted(source_path.rglob("*"))
-                for file in files:
-                    relative = file.relative_to(ROOT).as_posix()
-                    if file.is_file() and not excluded(relative, patterns):
-                        (destination / relative).parent.mkdir(parents=True, exist_ok=True)
-                        shutil.copyfile(file, destination / relative)
+    for source_path in copied_from_context(stages):
+        files = [source_path] if source_path.is_file() else sorted(source_path.rglob("*"))
+        for file in files:
+            relative = file.relative_to(ROOT).as_posix()
+            if file.is_file() and not excluded(relative, patterns):
+                (destination / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file, destination / relative)
 
 
 # Runs with -S: no site module, so the checkout's editable install (a .pth file) is not on sys.path.
