@@ -93,6 +93,10 @@ class Collector:
         except StoreError as error:
             raise CollectionError(f"collection aborted, samples could not be stored: {error}") from error
 
+    def known_queue_names(self, source: str) -> set[str]:
+        """Names of the queues last discovered for ``source`` (alarm events name queues), without calls."""
+        return self.samplers.sqs.discovery.known_queue_names(source)
+
     def _describe(self, store: Store, config: Config, sources: Sequence[Source]) -> None:
         """Record unit and description of each metric once per process (for discovery and dashboards)."""
         descriptions: dict[str, tuple[str, str]] = {}

@@ -130,7 +130,7 @@ class CollectorFunction:
             trigger,
             own,
             configured_names=[source.name for source in config.sources],
-            known_queues=self.collector.samplers.sqs.discovery.known_queue_names,
+            known_queues=self.collector.known_queue_names,
         )
         summary: dict[str, Any] = {
             "trigger": trigger.description,
