@@ -177,7 +177,7 @@ def _child(endpoint: str, redis_url: str) -> None:
     from tidegauge.config import Config
     from tidegauge.redis_connection import ConnectionSettings
     from tidegauge.sources.aws import ClientFactory
-    from tidegauge.sources.runner import Collector
+    from tidegauge.sources.collector import Collector
     from tidegauge.store import Store
 
     config = Config.from_mapping(config_mapping(redis_url))
@@ -285,7 +285,7 @@ def run(quick: bool) -> str:
     from tidegauge.localredis import RedisServer
     from tidegauge.redis_connection import ConnectionSettings
     from tidegauge.sources.aws import ClientFactory
-    from tidegauge.sources.runner import Collector
+    from tidegauge.sources.collector import Collector
     from tidegauge.sources.sqs import list_queue_urls
     from tidegauge.store import Store
 

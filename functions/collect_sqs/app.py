@@ -13,7 +13,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tidegauge.sources.lambda_support import LambdaCollector
+from tidegauge.sources.function import CollectorFunction
 
 logger = Logger()
 metrics = Metrics()
@@ -21,11 +21,11 @@ metrics = Metrics()
 # overflow the segment; the handler segment shows the invocation, annotated with its trigger.
 tracer = Tracer(auto_patch=False)
 copy_config_to_registered_loggers(source_logger=logger, include={"tidegauge"})
-collector = LambdaCollector("sqs", metrics=metrics, tracer=tracer)
+function = CollectorFunction("sqs", metrics=metrics, tracer=tracer)
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return collector.handle(event, context)
+    return function.handle(event, context)

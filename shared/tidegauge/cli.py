@@ -17,13 +17,14 @@ import logging
 import sys
 import traceback
 from collections.abc import Sequence
+from types import ModuleType
 
 from tidegauge import __version__
 from tidegauge.errors import TidegaugeError, explain
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("tidegauge.server.command", "run the aggregated metrics API server"),
-    "collect": ("tidegauge.sources.command", "run the collectors outside Lambda (--once or --loop)"),
+    "collect": ("tidegauge.sources.collect", "run the collectors outside Lambda (--once or --loop)"),
     "metrics": ("tidegauge.ops.metrics", "show metrics and series stored in Redis"),
     "status": ("tidegauge.ops.status", "show collector status and usage totals"),
     "config": ("tidegauge.ops.config_check", "check a configuration without running anything"),
@@ -49,10 +50,23 @@ def build_parser(arguments: Sequence[str]) -> argparse.ArgumentParser:
     for name, (module_name, help_text) in COMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
-            module = importlib.import_module(module_name)
+            module = _command_module(parser, name, module_name)
             module.add_arguments(sub)
             sub.set_defaults(handler=module.run)
     return parser
+
+
+def _command_module(parser: argparse.ArgumentParser, name: str, module_name: str) -> ModuleType:
+    """The sub-command's module; a usage error (exit 2) when this installation leaves it out."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is None or not module_name.startswith(error.name):
+            raise  # a dependency is missing, not the command: the traceback names it
+        parser.error(
+            f"{name}: this installation has no {error.name} (the server image leaves the demo out). "
+            "Fix: run it from a source checkout after `make venv`"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

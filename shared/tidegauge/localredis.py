@@ -15,7 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -326,10 +326,3 @@ def _replication_up(client: redis.Redis) -> bool:
     info = client.execute_command("INFO", "replication")  # type: ignore[no-untyped-call]
     fields = info if isinstance(info, dict) else _fields(_text(info))
     return str(fields.get("master_link_status", "")) == "up"
-
-
-@contextlib.contextmanager
-def running_server() -> Iterator[RedisServer]:
-    """A started standalone server, stopped on exit."""
-    with RedisServer() as server:
-        yield server

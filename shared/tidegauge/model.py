@@ -209,7 +209,9 @@ class CollectorStatus:
     errors: tuple[str, ...] = ()
     api_calls: Mapping[str, int] = field(default_factory=dict)
     metrics_requested: int = 0
-    compute_seconds: float = 0.0
+    duration_share_seconds: float = 0.0
+    """The invocation's duration divided equally by its sources (Lambda bills the duration, not CPU);
+    stored as ``duration_share_seconds``, read from the older ``compute_seconds`` too."""
     series_no_data: int = 0
     """Queries that returned no datapoint (not an error: e.g. DBLoad while the database is idle)."""
 

@@ -71,6 +71,10 @@ SOURCE_FIELD_PREFIX = "source:"
 """``tg:meta:{<metric>}`` field ``source:<name>``: when that source last wrote the metric (unix ts)."""
 
 
+_RENAMED_USAGE_FIELDS = {"compute_seconds": "duration_share_seconds"}
+"""Usage totals written under an older name, added to the current one when read."""
+
+
 def usage_key(source: str) -> str:
     return f"tg:usage:{{{source}}}"
 
@@ -235,7 +239,7 @@ def encode_status(status: CollectorStatus) -> str:
             "errors": list(status.errors[:MAX_ERRORS_KEPT]),
             "api_calls": dict(status.api_calls),
             "metrics_requested": status.metrics_requested,
-            "compute_seconds": status.compute_seconds,
+            "duration_share_seconds": status.duration_share_seconds,
             "series_no_data": status.series_no_data,
         },
         separators=(",", ":"),
@@ -255,7 +259,7 @@ def decode_status(raw: str) -> CollectorStatus:
         errors=tuple(str(error) for error in data.get("errors", ())),
         api_calls={str(name): int(count) for name, count in data.get("api_calls", {}).items()},
         metrics_requested=int(data.get("metrics_requested", 0)),
-        compute_seconds=float(data.get("compute_seconds", 0.0)),
+        duration_share_seconds=float(data.get("duration_share_seconds", data.get("compute_seconds", 0.0))),
         series_no_data=int(data.get("series_no_data", 0)),
     )
 
@@ -483,7 +487,7 @@ class Store:
             pipe.hincrby(usage, "failed_runs", 0 if status.ok else 1)
             pipe.hincrby(usage, "samples_written", status.samples_written)
             pipe.hincrby(usage, "metrics_requested", status.metrics_requested)
-            pipe.hincrbyfloat(usage, "compute_seconds", status.compute_seconds)
+            pipe.hincrbyfloat(usage, "duration_share_seconds", status.duration_share_seconds)
             for operation, count in status.api_calls.items():
                 pipe.hincrby(usage, f"api_calls.{operation}", count)
             pipe.hsetnx(usage, "since", status.started_at)
@@ -513,7 +517,11 @@ class Store:
         """Running totals for ``source`` since ``since`` (Unix seconds of its first recorded run)."""
         with translate_errors(f"read usage of {source}"):
             raw: dict[str, str] = self.client.hgetall(usage_key(source))
-        return {name: float(value) for name, value in raw.items()}
+        usage: dict[str, float] = {}
+        for name, value in raw.items():
+            field_name = _RENAMED_USAGE_FIELDS.get(name, name)
+            usage[field_name] = usage.get(field_name, 0.0) + float(value)
+        return usage
 
 
 class AsyncStore:

@@ -105,7 +105,7 @@ def test_scheduled_event_samples_every_queue_in_rounds(
     status = store.read_statuses()["orders"]
     assert (status.ok, status.kind, status.samples_written) == (True, "sqs", 12)
     assert status.api_calls == {"GetQueueUrl": 1, "GetQueueAttributes": 4}
-    assert status.compute_seconds == pytest.approx(45 / 2)
+    assert status.duration_share_seconds == pytest.approx(45 / 2)
     # AND the EMF document carries the metrics the template alarms on, with the service dimension
     record = emitted(capsys)
     assert record["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "tidegauge"
@@ -181,7 +181,7 @@ def test_redis_unreachable_fails_the_invocation_and_still_emits_metrics(
 
     # THEN the invocation failed with a clear error, no AWS call was wasted, and the error was counted
     assert "127.0.0.1" in str(raised.value)
-    assert app.collector.factory.counter.snapshot().totals.get("GetQueueAttributes", 0) == 0
+    assert app.function.factory.counter.snapshot().totals.get("GetQueueAttributes", 0) == 0
     assert emitted(capsys)["CollectionErrors"] == [1.0]
 
 
@@ -231,7 +231,7 @@ def test_config_is_read_from_ssm_once_while_cached(
     app.lambda_handler(load_event("alarm_state_change_sqs.json"), context(clock))
 
     # THEN the parameter was read once, and the queue URL resolved once
-    totals = app.collector.factory.counter.snapshot().totals
+    totals = app.function.factory.counter.snapshot().totals
     assert (totals["GetParameter"], totals["GetQueueUrl"], totals["GetQueueAttributes"]) == (1, 1, 2)
 
 

@@ -19,7 +19,7 @@ from tidegauge.localredis import RedisServer, free_port
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.sources.aws import ClientFactory
 from tidegauge.sources.cloudwatch import align_down
-from tidegauge.sources.runner import Collector
+from tidegauge.sources.collector import Collector
 from tidegauge.store import Store
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 from tests.support.collectors import moto_server
 from tidegauge.cli import main
 from tidegauge.errors import UsageError
-from tidegauge.sources.command import loop
+from tidegauge.sources.collect import loop
 
 VALID = """\
 version: 1

@@ -11,7 +11,7 @@ import pytest
 from tests.support.server_harness import ServerThread
 from tidegauge.config import parse_config
 from tidegauge.demo.aggregator import AggregatorClient, FailedReading, MetricReading
-from tidegauge.demo.collection import DemoTiming, demo_config_yaml
+from tidegauge.demo.config import DemoTiming, demo_config_yaml
 from tidegauge.demo.pki import FRONT_PROXY_CLIENT_NAME, DemoPki
 from tidegauge.localredis import RedisServer
 from tidegauge.model import Sample

@@ -7,19 +7,24 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import sysconfig
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import setuptools
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 SERVER_REQUIREMENTS = ROOT / "docker" / "requirements-server.txt"
+LEFT_OUT_OF_IMAGE = ("shared/tidegauge/demo/",)
+"""Copied by ``COPY shared/tidegauge`` but kept out by .dockerignore: the server never imports them."""
 BUILD_TOOLS = ("gcc", "g++", "clang", "make", "build-essential", "cmake", "python3-dev", "libc6-dev", "rustc")
 
 
@@ -213,26 +218,91 @@ def ignore_patterns() -> list[str]:
         "template.yaml",
         ".aws-sam/build/template.yaml",
         "k8s/overlays/self-signed/certs/ca.key",
+        "shared/tidegauge/demo/__init__.py",
+        "shared/tidegauge/demo/driver.py",
     ],
 )
 def test_dockerignore_keeps_out(path: str, ignore_patterns: list[str]) -> None:
     assert excluded(path, ignore_patterns), f"{path} would be sent to the Docker daemon"
 
 
+def copied_from_context(stages: list[Stage]) -> list[Path]:
+    """The context paths the Dockerfile's COPY instructions name (not those copied from a stage)."""
+    paths = []
+    for stage in stages:
+        for argument in stage.arguments("COPY"):
+            if not argument.startswith("--from"):
+                *sources, _destination = shlex.split(argument)
+                paths.extend(ROOT / source for source in sources)
+    return paths
+
+
 def test_dockerignore_keeps_everything_the_dockerfile_copies(
     stages: list[Stage], ignore_patterns: list[str]
 ) -> None:
-    for stage in stages:
-        for argument in stage.arguments("COPY"):
-            if argument.startswith("--from"):
-                continue
-            *sources, _destination = shlex.split(argument)
-            for source in sources:
-                source_path = ROOT / source
-                assert source_path.exists(), f"COPY {source}: no such path"
-                files = [source_path] if source_path.is_file() else list(source_path.rglob("*.py"))
-                assert files
-                for file in files:
-                    relative = file.relative_to(ROOT).as_posix()
-                    if "__pycache__" not in relative:
-                        assert not excluded(relative, ignore_patterns), f"{relative} is copied but ignored"
+    for source_path in copied_from_context(stages):
+        assert source_path.exists(), f"COPY {source_path.relative_to(ROOT)}: no such path"
+        files = [source_path] if source_path.is_file() else list(source_path.rglob("*.py"))
+        assert files
+        for file in files:
+            relative = file.relative_to(ROOT).as_posix()
+            if "__pycache__" not in relative and not relative.startswith(LEFT_OUT_OF_IMAGE):
+                assert not excluded(relative, ignore_patterns), f"{relative} is copied but ignored"
+
+
+def build_context(stages: list[Stage], patterns: list[str], destination: Path) -> None:
+    """Copy what the Dockerfile's COPY instructions take from the context, as .dockerignore filters it."""
+    for source_path in copied_from_context(stages):
+        files = [source_path] if source_path.is_file() else sorted(source_path.rglob("*"))
+        for file in files:
+            relative = file.relative_to(ROOT).as_posix()
+            if file.is_file() and not excluded(relative, patterns):
+                (destination / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file, destination / relative)
+
+
+# Runs with -S: no site module, so the checkout's editable install (a .pth file) is not on sys.path.
+IMAGE_PROBE = """
+import contextlib, io, json, sys
+shared, *site_packages = sys.argv[1:]
+sys.path[:0] = [shared, *site_packages]
+import tidegauge, tidegauge.cli, tidegauge.server.command
+stderr = io.StringIO()
+with contextlib.redirect_stderr(stderr):
+    try:
+        code = tidegauge.cli.main(["demo"])
+    except SystemExit as exit:
+        code = exit.code
+print(json.dumps({"tidegauge": tidegauge.__file__, "demo_exit": code, "demo_stderr": stderr.getvalue()}))
+"""
+
+
+def test_build_context_without_the_demo_has_every_other_package_and_serves(
+    stages: list[Stage], ignore_patterns: list[str], tmp_path: Path
+) -> None:
+    # GIVEN the build context the Docker daemon receives
+    build_context(stages, ignore_patterns, tmp_path)
+
+    # WHEN setuptools discovers the wheel's packages in it, as pyproject.toml tells it to
+    where = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    (shared,) = where["where"]
+    in_context = set(setuptools.find_namespace_packages(where=str(tmp_path / shared)))
+    in_checkout = set(setuptools.find_namespace_packages(where=str(ROOT / shared)))
+
+    # THEN the wheel has every package of the checkout but the demo
+    assert "tidegauge.server" in in_context
+    assert in_context == {name for name in in_checkout if not name.startswith("tidegauge.demo")}
+    # AND the server imports from it alone, while `tidegauge demo` is a usage error naming the fix
+    paths = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", IMAGE_PROBE, str(tmp_path / shared), *sorted(paths)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    probe = json.loads(result.stdout)
+    assert probe["tidegauge"].startswith(str(tmp_path))
+    assert probe["demo_exit"] == 2
+    assert "no tidegauge.demo" in probe["demo_stderr"] and "make venv" in probe["demo_stderr"]

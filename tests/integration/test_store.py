@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tidegauge.model import CollectorStatus, Sample, SeriesKey, format_labels
 from tidegauge.selectors import parse_selector
-from tidegauge.store import Store, history_key, latest_key, meta_key
+from tidegauge.store import COLLECTORS_KEY, Store, history_key, latest_key, meta_key, usage_key
 
 NOW = 1_790_000_000.0
 
@@ -107,7 +109,7 @@ def test_collector_status_replaces_and_usage_accumulates(store: Store) -> None:
         errors=("payments: AccessDenied",),
         api_calls={"GetQueueAttributes": 4},
         metrics_requested=0,
-        compute_seconds=2.5,
+        duration_share_seconds=2.5,
     )
     second = CollectorStatus(
         source="orders",
@@ -117,7 +119,7 @@ def test_collector_status_replaces_and_usage_accumulates(store: Store) -> None:
         ok=True,
         samples_written=12,
         api_calls={"GetQueueAttributes": 4, "ListQueues": 1},
-        compute_seconds=1.0,
+        duration_share_seconds=1.0,
     )
     store.write_status(first)
     store.write_status(second)
@@ -128,8 +130,35 @@ def test_collector_status_replaces_and_usage_accumulates(store: Store) -> None:
     assert usage["samples_written"] == 21
     assert usage["api_calls.GetQueueAttributes"] == 8
     assert usage["api_calls.ListQueues"] == 1
-    assert usage["compute_seconds"] == pytest.approx(3.5)
+    assert usage["duration_share_seconds"] == pytest.approx(3.5)
     assert usage["since"] == NOW
+
+
+def test_status_and_usage_written_as_compute_seconds_read_as_duration_share_seconds(store: Store) -> None:
+    # GIVEN a status and a usage total recorded before the field was renamed
+    old = {
+        "source": "orders",
+        "kind": "sqs",
+        "started_at": NOW,
+        "finished_at": NOW + 4,
+        "ok": True,
+        "compute_seconds": 4.0,
+    }
+    store.client.hset(COLLECTORS_KEY, "orders", json.dumps(old))
+    store.client.hset(usage_key("orders"), mapping={"runs": 1, "compute_seconds": 4.0})
+
+    # WHEN a new run is recorded beside them, and both are read back
+    store.write_status(
+        CollectorStatus("payments", "sqs", NOW + 60, NOW + 61, ok=True, duration_share_seconds=1.0)
+    )
+    store.client.hincrbyfloat(usage_key("orders"), "duration_share_seconds", 1.5)
+
+    # THEN the old record's seconds read under the new name, and the old total adds to the new one
+    statuses = store.read_statuses()
+    assert statuses["orders"].duration_share_seconds == 4.0
+    assert statuses["payments"].duration_share_seconds == 1.0
+    assert store.read_usage("orders")["duration_share_seconds"] == pytest.approx(5.5)
+    assert "compute_seconds" not in store.read_usage("orders")
 
 
 def test_retire_stale_removes_idle_series_and_their_history(store: Store) -> None:

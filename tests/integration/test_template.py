@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
-from tidegauge.sources.lambda_support import IDLE_HEARTBEAT_METRIC
+from tidegauge.sources.function import IDLE_HEARTBEAT_METRIC
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"

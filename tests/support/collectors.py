@@ -17,23 +17,13 @@ from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
+from tests.support.clock import FakeClock
+from tidegauge.sources.function import CollectorFunction
+
+__all__ = ["FakeClock"]
+
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "events"
-
-
-@dataclass
-class FakeClock:
-    """Wall-clock time that only moves when slept on: a 60 s invocation runs instantly."""
-
-    now: float
-    slept: list[float] = field(default_factory=list)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @dataclass
@@ -63,7 +53,8 @@ def load_event(name: str) -> dict[str, Any]:
 def load_handler(function: str, clock: FakeClock | None = None) -> ModuleType:
     """Import ``functions/<function>/app.py`` as a fresh module (both handlers are called ``app``).
 
-    With ``clock``, the handler's collector reads time from it and sleeps on it.
+    With ``clock``, the handler's function is built afresh around it (time read from it, sleeps on it),
+    as the handler builds its own: the same kind, metrics and tracer.
     """
     path = ROOT / "functions" / function / "app.py"
     spec = importlib.util.spec_from_file_location(f"tidegauge_test_{function}_app", path)
@@ -71,8 +62,10 @@ def load_handler(function: str, clock: FakeClock | None = None) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if clock is not None:
-        module.collector.collector.clock = clock
-        module.collector.collector.sleep = clock.sleep
+        built = module.function
+        module.function = CollectorFunction(
+            built.kind, metrics=built.metrics, tracer=built.tracer, clock=clock, sleep=clock.sleep
+        )
     return module
 
 

@@ -26,7 +26,7 @@ from tidegauge.sources.cloudwatch import (
     plan_queries,
     rewrite_expression,
 )
-from tidegauge.sources.collectors import CloudWatchCollector
+from tidegauge.sources.rounds import CloudWatchSampler
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -361,7 +361,7 @@ def test_newest_complete_datapoint_is_taken_with_its_own_timestamp(
     # GIVEN datapoints in the last three complete minutes and in the still-filling one
     for offset, value in ((180, 10.0), (120, 20.0), (60, 30.0), (0, 99.0)):
         put(cloudwatch, MINUTE - offset + 5, value)
-    collector = CloudWatchCollector(ClientFactory(), clock=FakeClock(NOW))
+    collector = CloudWatchSampler(ClientFactory(), clock=FakeClock(NOW))
 
     # WHEN the source is collected
     rounds = collector.round([cw_source(stat_query())], executor)
@@ -377,7 +377,7 @@ def test_query_without_data_is_counted_apart_from_errors(
 ) -> None:
     # GIVEN a query for a metric that has no datapoints
     put(cloudwatch, MINUTE - 55, 1.0, env="dev")
-    collector = CloudWatchCollector(ClientFactory(), clock=FakeClock(NOW))
+    collector = CloudWatchSampler(ClientFactory(), clock=FakeClock(NOW))
 
     # WHEN it is collected
     rounds = collector.round([cw_source(stat_query())], executor)
@@ -413,7 +413,7 @@ def test_consumed_capacity_preset_is_served_per_second(cloudwatch: Any, executor
     )
 
     # WHEN it is collected
-    rounds = CloudWatchCollector(ClientFactory(), clock=FakeClock(NOW)).round([cw_source(query)], executor)
+    rounds = CloudWatchSampler(ClientFactory(), clock=FakeClock(NOW)).round([cw_source(query)], executor)
 
     # THEN Sum/60 is served: 20 units per second
     (sample,) = rounds["shop-db"].samples
@@ -428,7 +428,7 @@ def test_each_query_is_fetched_once_per_period(cloudwatch: Any, executor: Thread
     put(cloudwatch, align_down(now, 300) - 290, 4.0, env="weekly")
     clock = FakeClock(now)
     factory = ClientFactory()
-    collector = CloudWatchCollector(factory, clock=clock)
+    collector = CloudWatchSampler(factory, clock=clock)
     source = cw_source(stat_query("a"), stat_query("b", "weekly", period_seconds=300))
 
     # WHEN it is collected twice within the same minute, then once in the next minute
@@ -450,7 +450,7 @@ def test_throttled_call_fails_its_queries_and_is_reported(aws: None, executor: T
     inject_error(factory.client("cloudwatch", REGION), "GetMetricData", "Throttling", message="Rate exceeded")
 
     # WHEN two queries are collected
-    rounds = CloudWatchCollector(factory, clock=FakeClock(NOW)).round(
+    rounds = CloudWatchSampler(factory, clock=FakeClock(NOW)).round(
         [cw_source(stat_query("a"), stat_query("b", "x"))], executor
     )
 
@@ -470,7 +470,7 @@ def test_sources_sharing_region_and_credentials_share_calls(
     first, second = cw_source(stat_query("a"), name="first"), cw_source(stat_query("b", "x"), name="second")
 
     # WHEN both are collected
-    rounds = CloudWatchCollector(factory, clock=FakeClock(NOW)).round([first, second], executor)
+    rounds = CloudWatchSampler(factory, clock=FakeClock(NOW)).round([first, second], executor)
 
     # THEN one GetMetricData call carried both, counted once in total and once for each source
     assert factory.counter.snapshot().totals == {"GetMetricData": 1}

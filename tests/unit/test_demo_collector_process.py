@@ -4,24 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.support.clock import FakeClock
 from tidegauge.demo.collector_process import LocalContext, invoke_on_schedule, scheduled_event
 from tidegauge.sources.events import parse_event
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def test_the_context_counts_down_from_the_timeout() -> None:
     # GIVEN a context of a function with a 12 s timeout
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     context = LocalContext(function_name="f", timeout_seconds=12, region="us-east-1", clock=clock)
 
     # WHEN time passes
@@ -52,7 +42,7 @@ def test_the_event_is_the_schedule_rule_s() -> None:
 
 def test_invocations_follow_the_schedule_and_survive_a_failure() -> None:
     # GIVEN a handler that takes 2 s, and fails on its second invocation
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     started: list[float] = []
 
     def handler(event: dict[str, Any], context: LocalContext) -> dict[str, Any]:

@@ -2,90 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-
 import pytest
 
-from tidegauge.demo.aggregator import FailedReading, MetricReading
-from tidegauge.demo.aws import QueueDepth
-from tidegauge.demo.driver import CPU_PUBLISH_SECONDS, DELAY_EVERY, Driver
+from tests.support.clock import FakeClock
+from tests.support.demo_fakes import DirectMetrics, MemoryAws
+from tidegauge.demo.driver import CPU_PUBLISH_SECONDS, Driver
 from tidegauge.demo.scenario import CPU_METRIC, SQS_METRIC, Scenario
 from tidegauge.demo.timeline import TimelinePoint, timeline_stats
-
-
-@dataclass
-class FakeClock:
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@dataclass
-class MemoryAws:
-    """A queue without delays in time: delayed messages become visible on the next step."""
-
-    visible: int = 0
-    delayed: int = 0
-    in_flight: set[str] = field(default_factory=set)
-    received: int = 0
-    deleted: list[int] = field(default_factory=list)
-    sent_delayed: int = 0
-    cpu_points: list[tuple[float, float]] = field(default_factory=list)
-
-    def send(self, count: int, *, delay_every: int, delay_seconds: int) -> None:
-        assert delay_every == DELAY_EVERY and delay_seconds >= 1
-        self.visible += self.delayed
-        self.delayed = 0
-        for _ in range(count):
-            self.sent_delayed += 1
-            if self.sent_delayed % delay_every == 0:
-                self.delayed += 1
-            else:
-                self.visible += 1
-
-    def receive(self, up_to: int) -> list[str]:
-        taken = min(up_to, self.visible)
-        self.visible -= taken
-        handles = [f"m{self.received + index}" for index in range(taken)]
-        self.received += taken
-        self.in_flight.update(handles)
-        return handles
-
-    def delete(self, handles: list[str]) -> None:
-        assert set(handles) <= self.in_flight
-        self.in_flight -= set(handles)
-        self.deleted.append(len(handles))
-
-    def queue_depth(self) -> QueueDepth:
-        return QueueDepth(self.visible, len(self.in_flight), self.delayed)
-
-    def publish_cpu(self, cluster: str, points: Sequence[tuple[float, float]]) -> None:
-        assert cluster == "demo"
-        self.cpu_points.extend(points)
-
-
-@dataclass
-class DirectMetrics:
-    """Answers with the queue's current depth and the last published CPU, sampled 2 wall seconds ago."""
-
-    aws: MemoryAws
-    requests: list[tuple[str, str, str]] = field(default_factory=list)
-    failing: bool = False
-
-    def fetch(self, namespace: str, metric: str, selector: str) -> MetricReading | FailedReading:
-        self.requests.append((namespace, metric, selector))
-        if self.failing:
-            return FailedReading(503, "Redis unavailable")
-        if metric == SQS_METRIC:
-            depth = self.aws.queue_depth()
-            return MetricReading(float(depth.visible + depth.in_flight + depth.delayed), 3, 2.0)
-        value = self.aws.cpu_points[-1][1] if self.aws.cpu_points else 5.0
-        return MetricReading(value, 1, 2.0)
 
 
 def driver_for(scenario: Scenario) -> tuple[Driver, MemoryAws, DirectMetrics, FakeClock, list[TimelinePoint]]:

@@ -1,7 +1,7 @@
-"""The demo's closed loop without servers: workload, pods and HPA around an in-memory queue.
+"""The demo's closed loop without servers: the real driver over an in-memory queue and sampled metrics.
 
-This checks the scenario's numbers: the real demo replaces the in-memory queue with moto SQS and the
-direct metric reads with the collectors, Redis and the aggregated API server.
+This checks the scenario's numbers: the real demo puts moto SQS behind the driver's AWS calls and the
+collectors, Redis and the aggregated API server behind its metric reads.
 """
 
 from __future__ import annotations
@@ -10,52 +10,40 @@ from dataclasses import dataclass
 
 import pytest
 
-from tidegauge.demo.hpa import HorizontalPodAutoscaler
-from tidegauge.demo.scenario import CPU_METRIC, SQS_METRIC, Scenario
+from tests.support.clock import FakeClock
+from tests.support.demo_fakes import MemoryAws, SampledMetrics
+from tidegauge.demo.driver import Driver, HpaSync
+from tidegauge.demo.scenario import Scenario
 from tidegauge.demo.timeline import TimelinePoint, timeline_stats
-
-COLLECTOR_OFFSET_SECONDS = 5.0
-"""Collectors sample 5 s after each HPA sync, so the HPA acts on values 10 s old, as in a cluster."""
 
 
 @dataclass(frozen=True)
 class Run:
     timeline: list[TimelinePoint]
     scale_events: list[tuple[float, int, int]]
+    syncs: list[HpaSync]
 
 
 def run_closed_loop(scenario: Scenario) -> Run:
-    """Step the scenario: produce, receive what ready pods can take, delete it a step later."""
-    workload, pods, hpa = scenario.workload(), scenario.pods(), HorizontalPodAutoscaler(scenario.hpa)
-    dt = scenario.step_seconds
-    visible = in_flight = 0
-    seen_queue: float | None = None
-    seen_cpu: float | None = None
-    seen_at: float | None = None
-    timeline: list[TimelinePoint] = []
-    scale_events: list[tuple[float, int, int]] = []
-    for step in range(1, round(scenario.simulated_seconds / dt) + 1):
-        t = step * dt
-        ready = pods.ready(t - dt)
-        processed, in_flight = in_flight, 0  # last step's messages are deleted
-        visible += workload.produce(dt)
-        in_flight = min(workload.consume_capacity(dt, ready), visible)
-        visible -= in_flight
-        cpu = workload.aurora_cpu(processed / dt, ready)
-        if (t - COLLECTOR_OFFSET_SECONDS) % scenario.sample_interval_seconds == 0:
-            seen_queue, seen_cpu, seen_at = float(visible + in_flight), cpu, t
-        if t % scenario.sync_period_seconds == 0:
-            decision = hpa.reconcile(
-                t, pods.desired, {SQS_METRIC: seen_queue, CPU_METRIC: seen_cpu}, ready_replicas=pods.ready(t)
-            )
-            if decision.desired_replicas != pods.desired:
-                scale_events.append((t, pods.desired, decision.desired_replicas))
-                pods.set_desired(decision.desired_replicas, t)
-        age = None if seen_at is None else t - seen_at
-        timeline.append(
-            TimelinePoint(t, visible, in_flight, 0, seen_queue, age, cpu, pods.desired, pods.ready(t))
-        )
-    return Run(timeline, scale_events)
+    """Run the demo's :class:`Driver` for the whole scenario against fakes of its AWS and metric reads."""
+    clock = FakeClock()
+    metrics = SampledMetrics(scenario, wall=clock)
+    driver = Driver(
+        scenario,
+        MemoryAws(),
+        metrics,
+        on_point=metrics.record,
+        monotonic=clock,
+        wall=clock,
+        sleep=clock.sleep,
+    )
+    driver.run(round(scenario.simulated_seconds / scenario.step_seconds))
+    scale_events = [
+        (sync.t, sync.current_replicas, sync.desired_replicas)
+        for sync in driver.syncs
+        if sync.desired_replicas != sync.current_replicas
+    ]
+    return Run(driver.timeline, scale_events, driver.syncs)
 
 
 SCENARIOS = {

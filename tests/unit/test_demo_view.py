@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.clock import FakeClock
 from tidegauge.demo.timeline import TimelinePoint, timeline_stats
 from tidegauge.demo.view import LiveView, summary, wants_color
 
@@ -22,14 +23,6 @@ class Terminal(io.StringIO):
 
     def isatty(self) -> bool:
         return True
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def point(t: float, backlog: int, desired: int, ready: int | None = None) -> TimelinePoint:
@@ -85,7 +78,7 @@ def test_non_tty_prints_one_line_per_interval_and_on_scale_events() -> None:
 def test_no_color_on_a_terminal_removes_colour_but_still_redraws() -> None:
     # GIVEN a terminal and NO_COLOR set
     stream = Terminal()
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     view = LiveView(stream, environ={"NO_COLOR": "1"}, clock=clock)
 
     # WHEN several points are shown, time passing between them
@@ -103,7 +96,7 @@ def test_no_color_on_a_terminal_removes_colour_but_still_redraws() -> None:
 def test_a_terminal_redraws_a_fixed_block_in_place_with_colour() -> None:
     # GIVEN a terminal, colour allowed
     stream = Terminal()
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     view = LiveView(stream, environ={}, clock=clock)
 
     # WHEN two points are shown a second apart
@@ -122,7 +115,7 @@ def test_a_terminal_redraws_a_fixed_block_in_place_with_colour() -> None:
 def test_a_terminal_redraws_at_most_four_times_per_second() -> None:
     # GIVEN a terminal and a clock that does not move
     stream = Terminal()
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     view = LiveView(stream, environ={}, clock=clock)
 
     # WHEN many points arrive within the same instant

@@ -16,7 +16,7 @@ from tests.support.collectors import FakeClock
 from tidegauge.config import Config, parse_config
 from tidegauge.model import Sample
 from tidegauge.sources.aws import ClientFactory
-from tidegauge.sources.runner import Collector
+from tidegauge.sources.collector import Collector
 from tidegauge.sources.sampling import LAST_ACTIVE_MARKER, is_active, is_quiet, run_rounds, values_by_key
 from tidegauge.store import Store
 

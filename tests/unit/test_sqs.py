@@ -13,7 +13,7 @@ from tests.support.collectors import FakeClock, body_contains, inject_error, moc
 from tidegauge.config import SqsSource
 from tidegauge.sources import sqs as sqs_module
 from tidegauge.sources.aws import ClientFactory
-from tidegauge.sources.collectors import SqsCollector
+from tidegauge.sources.rounds import SqsSampler
 from tidegauge.sources.sqs import Queue, QueueDiscovery
 
 REGION = "eu-west-1"
@@ -61,7 +61,7 @@ def test_reads_visible_in_flight_and_delayed_counts_of_each_queue(
     sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, VisibilityTimeout=120)
     sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=300)
     clock = FakeClock(1_700_000_000.0)
-    collector = SqsCollector(factory, clock=clock)
+    collector = SqsSampler(factory, clock=clock)
 
     # WHEN one round is taken
     rounds = collector.round([source(labels=(("team", "shop"),))], executor)
@@ -91,7 +91,7 @@ def test_fifo_queues_are_sampled_like_standard_queues(
     sqs.send_message(QueueUrl=url, MessageBody="x", MessageGroupId="g")
 
     # WHEN a round is taken
-    rounds = SqsCollector(factory).round([source(queue_names=(), queue_prefixes=("payments",))], executor)
+    rounds = SqsSampler(factory).round([source(queue_names=(), queue_prefixes=("payments",))], executor)
 
     # THEN the FIFO queue's series carry its full name
     assert values(rounds) == {
@@ -106,7 +106,7 @@ def test_queue_given_by_url_needs_no_lookup(
 ) -> None:
     # GIVEN a queue configured by its URL
     url = sqs.create_queue(QueueName="orders")["QueueUrl"]
-    collector = SqsCollector(factory)
+    collector = SqsSampler(factory)
 
     # WHEN a round is taken
     rounds = collector.round([source(queue_names=(url,))], executor)
@@ -123,7 +123,7 @@ def test_one_get_queue_attributes_per_queue_per_round_after_discovery(
     for index in range(5):
         sqs.create_queue(QueueName=f"jobs-{index}")
     sqs.create_queue(QueueName="orders")
-    collector = SqsCollector(factory)
+    collector = SqsSampler(factory)
     selection = [source(queue_prefixes=("jobs-",))]
     collector.round(selection, executor)
     before = factory.counter.snapshot()
@@ -192,7 +192,7 @@ def test_access_denied_on_one_queue_is_counted_and_the_others_are_written(
     )
 
     # WHEN a round is taken
-    rounds = SqsCollector(factory).round([source(queue_names=(), queue_prefixes=("jobs-",))], executor)
+    rounds = SqsSampler(factory).round([source(queue_names=(), queue_prefixes=("jobs-",))], executor)
 
     # THEN jobs-b is one failed series with a readable error, and the other two queues are sampled
     result = rounds["shop"]
@@ -216,7 +216,7 @@ def test_queue_throttled_past_its_retries_fails_alone(
     )
 
     # WHEN a round is taken
-    rounds = SqsCollector(factory).round([source(queue_names=(), queue_prefixes=("jobs-",))], executor)
+    rounds = SqsSampler(factory).round([source(queue_names=(), queue_prefixes=("jobs-",))], executor)
 
     # THEN it was tried twice (the bounded attempts), then counted failed; the other queue is sampled
     assert len(injected) == 2
@@ -234,7 +234,7 @@ def test_throttling_within_the_retry_budget_still_samples(
     injected = inject_error(client, "GetQueueAttributes", "com.amazonaws.sqs#RequestThrottled", times=1)
 
     # WHEN a round is taken
-    rounds = SqsCollector(factory).round([source()], executor)
+    rounds = SqsSampler(factory).round([source()], executor)
 
     # THEN the retry succeeded: sampled, nothing failed, and one API call counted (retries are not calls)
     assert len(injected) == 1
@@ -249,7 +249,7 @@ def test_deleted_queue_is_reported_and_forgotten(
     # GIVEN two listed queues, one of them deleted after the listing was cached
     sqs.create_queue(QueueName="jobs-a")
     doomed = sqs.create_queue(QueueName="jobs-b")["QueueUrl"]
-    collector = SqsCollector(factory)
+    collector = SqsSampler(factory)
     selection = [source(queue_names=(), queue_prefixes=("jobs-",))]
     collector.round(selection, executor)
     sqs.delete_queue(QueueUrl=doomed)
@@ -271,7 +271,7 @@ def test_named_queue_that_does_not_exist_is_retried_only_after_the_listing_time(
 ) -> None:
     # GIVEN a configured queue name that does not exist
     clock = FakeClock(0.0)
-    collector = SqsCollector(factory, discovery=QueueDiscovery(clock=clock))
+    collector = SqsSampler(factory, discovery=QueueDiscovery(clock=clock))
 
     # WHEN three rounds are taken, the last after the listing cache time
     first = collector.round([source(queue_names=("ghost",))], executor)
@@ -291,7 +291,7 @@ def test_failed_listing_keeps_the_previous_queues_and_marks_discovery_incomplete
     # GIVEN a cached listing that has expired, and ListQueues now denied
     sqs.create_queue(QueueName="jobs-a")
     clock = FakeClock(0.0)
-    collector = SqsCollector(factory, discovery=QueueDiscovery(clock=clock))
+    collector = SqsSampler(factory, discovery=QueueDiscovery(clock=clock))
     selection = [source(queue_names=(), queue_prefixes=("jobs-",))]
     collector.round(selection, executor)
     clock.now += sqs_module.LIST_CACHE_SECONDS + 1
@@ -329,7 +329,7 @@ def test_named_queue_that_cannot_be_resolved_for_lack_of_access_is_not_taken_for
     )
 
     # WHEN a round is taken
-    rounds = SqsCollector(factory).round([source(queue_names=("orders", "ghost"))], executor)
+    rounds = SqsSampler(factory).round([source(queue_names=("orders", "ghost"))], executor)
 
     # THEN both failed, but only the missing one is left out of the known queues (so only it retires)
     assert rounds["shop"].series_failed == 2

@@ -21,8 +21,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from tidegauge.demo.run import EXIT_FAILED, Demo
 from tidegauge.demo.scenario import Scenario
-from tidegauge.demo.session import EXIT_FAILED, Demo
 from tidegauge.demo.stack import StackError
 
 logger = logging.getLogger(__name__)

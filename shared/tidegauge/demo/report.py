@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tidegauge.demo.collection import DemoTiming
+from tidegauge.demo.config import DemoTiming
 from tidegauge.demo.driver import HpaSync
 from tidegauge.demo.scenario import Scenario
 from tidegauge.demo.timeline import TimelinePoint, TimelineStats, timeline_stats

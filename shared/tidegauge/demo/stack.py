@@ -25,7 +25,7 @@ import tidegauge
 from tidegauge import environment
 from tidegauge.config import RedisSettings
 from tidegauge.demo.aws import FAKE_CREDENTIALS, DemoAws
-from tidegauge.demo.collection import REGION, DemoTiming, demo_config_yaml, validated
+from tidegauge.demo.config import REGION, DemoTiming, demo_config_yaml, validated
 from tidegauge.demo.pki import FRONT_PROXY_CLIENT_NAME, DemoPki
 from tidegauge.demo.processes import (
     STOP_TIMEOUT_SECONDS,

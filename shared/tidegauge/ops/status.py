@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
             str(status.samples_written),
             str(sum(status.api_calls.values())),
             str(status.metrics_requested),
-            f"{status.compute_seconds:.1f}",
+            f"{status.duration_share_seconds:.1f}",
             f"{usage[status.source].get('runs', 0):.0f}",
             "; ".join(status.errors)[:80],
         ]

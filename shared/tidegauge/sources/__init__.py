@@ -2,9 +2,13 @@
 
 - :mod:`.aws` — boto3 clients (region, assumed role, adaptive retries) and the API-call counter
 - :mod:`.sqs`, :mod:`.cloudwatch` — pure collection logic over injected clients
-- :mod:`.sampling` — the sub-minute / adaptive sampling loop
-- :mod:`.runner` — one invocation: collect, write, retire, record status
+- :mod:`.rounds` — one sampling round per source kind (``SqsSampler``, ``CloudWatchSampler``)
+- :mod:`.tally` — what a source did in a round, and summed over an invocation (``SourceTally``)
+- :mod:`.sampling` — when to take another round: the sub-minute grid, quiet detection
+- :mod:`.invocation` — one invocation (``Invocation``): rounds, writes, retirement, status and cost
+- :mod:`.collector` — ``Collector``: what a process keeps across invocations, and runs each one
 - :mod:`.events` — which sources an EventBridge event asks for
-- :mod:`.lambda_support` — config from SSM, Redis AUTH from Secrets Manager, EMF
-- :mod:`.command` — ``tidegauge collect --once | --loop`` outside Lambda
+- :mod:`.function` — ``CollectorFunction``, the Lambda-facing part: config from SSM, Redis AUTH from
+  Secrets Manager, EMF metrics (``functions/*/app.py`` are thin handlers over it)
+- :mod:`.collect` — ``tidegauge collect --once | --loop`` outside Lambda
 """

@@ -271,16 +271,12 @@ def _epoch(value: datetime.datetime | float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class QueryOutcome:
-    """What one query yielded: a sample, no data (not an error), or an error."""
+    """What one query yielded: a sample, an error, or neither (no data, which is not an error)."""
 
     planned: PlannedQuery
     sample: Sample | None = None
     error: str | None = None
     newest_period: float = 0.0
-
-    @property
-    def no_data(self) -> bool:
-        return self.sample is None and self.error is None
 
 
 def query_labels(source: CloudWatchSource, query: CloudWatchQuery, account: str) -> dict[str, str]:

@@ -1,6 +1,6 @@
-"""One sampling round per source kind, over the shared client factory and worker pool.
+"""One sampling round per source kind (a sampler each), over the shared client factory and worker pool.
 
-The collectors hold what is worth keeping between rounds and warm invocations: discovered queues,
+The samplers hold what is worth keeping between rounds and warm invocations: discovered queues,
 resolved account ids, and which CloudWatch periods were already fetched.
 """
 
@@ -24,7 +24,6 @@ from tidegauge.sources.cloudwatch import (
     plan_calls,
     plan_queries,
 )
-from tidegauge.sources.round import SourceRound
 from tidegauge.sources.sqs import (
     QueueDiscovery,
     QueueFailure,
@@ -33,6 +32,7 @@ from tidegauge.sources.sqs import (
     queue_samples,
     read_queues,
 )
+from tidegauge.sources.tally import SourceTally
 
 logger = logging.getLogger(__name__)
 
@@ -40,21 +40,22 @@ HIGH_RESOLUTION_PERIOD = 60
 """Queries with a shorter period change within a minute and are worth sampling within an invocation."""
 
 
-class SqsCollector:
+class SqsSampler:
     """Discovers each source's queues and reads them all concurrently: one GetQueueAttributes per queue."""
 
     def __init__(
         self,
         factory: ClientFactory,
         discovery: QueueDiscovery | None = None,
+        *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._factory = factory
         self.discovery = discovery or QueueDiscovery()
         self._clock = clock
 
-    def round(self, sources: Sequence[SqsSource], executor: Executor) -> dict[str, SourceRound]:
-        rounds = {source.name: SourceRound() for source in sources}
+    def round(self, sources: Sequence[SqsSource], executor: Executor) -> dict[str, SourceTally]:
+        rounds = {source.name: SourceTally() for source in sources}
         jobs: list[QueueJob] = []
         for source in sources:
             client = cast(SqsClient, self._factory.client("sqs", source.region, source.role_arn))
@@ -85,14 +86,14 @@ class SqsCollector:
         return rounds
 
 
-class CloudWatchCollector:
+class CloudWatchSampler:
     """Fetches the due queries of all sources in as few GetMetricData calls as possible.
 
     A query is due until the datapoint of its newest complete period has been fetched (or found absent),
-    so each query is fetched about once per period however often the collector runs.
+    so each query is fetched about once per period however often the sampler runs.
     """
 
-    def __init__(self, factory: ClientFactory, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, factory: ClientFactory, *, clock: Callable[[], float] = time.time) -> None:
         self._factory = factory
         self._clock = clock
         self._fetched: dict[tuple[str, CloudWatchQuery], float] = {}
@@ -113,10 +114,10 @@ class CloudWatchCollector:
         *,
         force: bool = False,
         caller_account: str | None = None,
-    ) -> dict[str, SourceRound]:
+    ) -> dict[str, SourceTally]:
         """One round over ``sources``; ``caller_account`` labels sources without account or role_arn."""
         now = self._clock()
-        rounds = {source.name: SourceRound() for source in sources}
+        rounds = {source.name: SourceTally() for source in sources}
         groups: dict[tuple[str, str | None], list[tuple[CloudWatchSource, CloudWatchQuery]]] = {}
         accounts: dict[str, str] = {}
         for source in sources:
@@ -162,7 +163,7 @@ class CloudWatchCollector:
         return rounds
 
     def _record_failed_call(
-        self, call: MetricDataCall, error: Exception, rounds: dict[str, SourceRound]
+        self, call: MetricDataCall, error: Exception, rounds: dict[str, SourceTally]
     ) -> None:
         message = f"GetMetricData failed: {error_code(error)}: {error_message(error)}"
         logger.warning("%s (%d queries)", message, len(call.queries))
@@ -174,7 +175,7 @@ class CloudWatchCollector:
                 result.errors.append(message)
 
     def _account(
-        self, source: CloudWatchSource, result: SourceRound, caller_account: str | None
+        self, source: CloudWatchSource, result: SourceTally, caller_account: str | None
     ) -> str | None:
         """The ``account`` label: configured, else the role's account, else the caller's.
 

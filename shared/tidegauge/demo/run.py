@@ -12,7 +12,7 @@ from typing import TextIO
 from tidegauge.config import RedisSettings
 from tidegauge.demo.aggregator import AggregatorClient, external_metric_path
 from tidegauge.demo.chart import render_chart
-from tidegauge.demo.collection import DemoTiming
+from tidegauge.demo.config import DemoTiming
 from tidegauge.demo.driver import Driver
 from tidegauge.demo.report import Verdict, verdict, write_result
 from tidegauge.demo.scenario import Scenario

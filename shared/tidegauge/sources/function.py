@@ -1,4 +1,6 @@
-"""What a collector handler needs in Lambda: config from SSM, the Redis AUTH token, EMF metrics.
+"""The Lambda-facing part of a collector function: config from SSM, the Redis AUTH token, EMF metrics.
+
+``functions/*/app.py`` keep one :class:`CollectorFunction` per process and hand it each event.
 
 Powertools Parameters fetch both with caching (``CONFIG_MAX_AGE_SECONDS``, ``SECRET_MAX_AGE_SECONDS``),
 through clients of the collector's own factory, so those calls are counted with the rest.
@@ -8,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
@@ -18,9 +21,10 @@ from tidegauge.config import Config, ConfigError, parse_config
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.redis_settings import SecretFormatError, connection_settings
 from tidegauge.sources.aws import ClientFactory, account_of_arn
+from tidegauge.sources.collector import Collector
 from tidegauge.sources.events import Trigger, parse_event, select_sources
 from tidegauge.sources.exceptions import CollectionError
-from tidegauge.sources.runner import Collector, InvocationResult
+from tidegauge.sources.invocation import InvocationResult
 from tidegauge.store import Store, StoreError
 
 logger = logging.getLogger(__name__)
@@ -72,8 +76,11 @@ def record_metrics(metrics: MetricsSink, result: InvocationResult, api_calls: Ma
     metrics.add_metadata("api_calls", dict(api_calls))
 
 
-class LambdaCollector:
-    """A collector function's state across warm invocations: clients, caches, config, Redis connection."""
+class CollectorFunction:
+    """A collector function's state across warm invocations: clients, caches, config, Redis connection.
+
+    ``clock`` and ``sleep`` go to its :class:`~tidegauge.sources.collector.Collector` (tests pass fakes).
+    """
 
     def __init__(
         self,
@@ -83,13 +90,15 @@ class LambdaCollector:
         tracer: Annotator | None = None,
         environ: Mapping[str, str] | None = None,
         factory: ClientFactory | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.kind = kind
         self.metrics = metrics
         self.tracer = tracer
         self.environ = os.environ if environ is None else environ
         self.factory = factory or ClientFactory()
-        self.collector = Collector(self.factory)
+        self.collector = Collector(self.factory, clock=clock, sleep=sleep)
         self._ssm: SSMProvider | None = None
         self._secrets: SecretsProvider | None = None
         self._config: tuple[str, Config] | None = None
@@ -121,7 +130,7 @@ class LambdaCollector:
             trigger,
             own,
             configured_names=[source.name for source in config.sources],
-            known_queues=self.collector.sqs.discovery.known_queue_names,
+            known_queues=self.collector.known_queue_names,
         )
         summary: dict[str, Any] = {
             "trigger": trigger.description,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tidegauge.config import CloudWatchSource, SqsSource
-from tidegauge.demo.collection import DemoTiming, demo_config_yaml, validated
+from tidegauge.demo.config import DemoTiming, demo_config_yaml, validated
 
 
 @pytest.mark.parametrize(

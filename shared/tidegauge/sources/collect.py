@@ -23,7 +23,7 @@ from tidegauge.config import Config, Source, load_config
 from tidegauge.errors import TidegaugeError, UsageError, explain
 from tidegauge.redis_settings import connection_settings, secret_id
 from tidegauge.sources.aws import ClientFactory, read_secret
-from tidegauge.sources.runner import Collector
+from tidegauge.sources.collector import Collector
 from tidegauge.store import Store
 
 logger = logging.getLogger(__name__)
