@@ -228,7 +228,7 @@ def test_dockerignore_keeps_out(path: str, ignore_patterns: list[str]) -> None:
 
 def copied_from_context(stages: list[Stage]) -> list[Path]:
     """The context paths the Dockerfile's COPY instructions name (not those copied from a stage)."""
-    paths = []
+    paths: list[Path] = []
     for stage in stages:
         for argument in stage.arguments("COPY"):
             if not argument.startswith("--from"):

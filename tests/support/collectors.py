@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -62,8 +62,8 @@ def load_handler(function: str, clock: FakeClock | None = None) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if clock is not None:
-        built = module.function
-        module.function = CollectorFunction(
+        built = cast(CollectorFunction, vars(module)["function"])
+        vars(module)["function"] = CollectorFunction(
             built.kind, metrics=built.metrics, tracer=built.tracer, clock=clock, sleep=clock.sleep
         )
     return module
@@ -104,7 +104,7 @@ def error_response(url: str, status: int, error_type: str, message: str) -> AWSR
     """An AWS JSON-protocol error answer, as botocore would receive it over HTTP."""
     body = json.dumps({"__type": error_type, "message": message}).encode()
     headers = {"x-amzn-RequestId": "injected", "Content-Type": "application/x-amz-json-1.0"}
-    return AWSResponse(url, status, headers, _Body(body))
+    return AWSResponse(url, status, cast(Any, headers), _Body(body))
 
 
 def inject_error(

@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -291,7 +291,7 @@ def test_expression_request_and_answer_round_trip_through_botocore(aws: None) ->
 
     # WHEN it is fetched and evaluated
     with stubber:
-        results, _ = fetch(client, call)
+        results, _ = fetch(cast(Any, client), call)
     outcome = evaluate(call.queries[0], results["q0"], now=NOW, account=ACCOUNT, collected_at=NOW)
 
     # THEN the newest datapoint is served with its own timestamp

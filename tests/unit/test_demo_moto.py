@@ -16,7 +16,7 @@ from tidegauge.demo.moto_process import speed_up_sqs
 @pytest.fixture
 def sped_up(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The patch applied for this test only (monkeypatch restores the originals)."""
-    monkeypatch.setattr(models, "unix_time_millis", models.unix_time_millis)
+    monkeypatch.setattr(models, "unix_time_millis", models.unix_time_millis)  # type: ignore[attr-defined]
     monkeypatch.setattr(
         models.SQSBackend,
         "is_message_valid_based_on_retention_period",
@@ -34,7 +34,7 @@ def test_states_and_retention_behave_as_before(sped_up: None, monkeypatch: pytes
         sqs.send_message_batch(
             QueueUrl=url,
             Entries=[
-                {"Id": str(index), "MessageBody": "x", **({"DelaySeconds": 30} if index == 0 else {})}
+                {"Id": str(index), "MessageBody": "x", "DelaySeconds": 30 if index == 0 else 0}
                 for index in range(5)
             ],
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import fakeredis
@@ -15,6 +15,7 @@ import tidegauge
 from tests.support.collectors import FakeClock
 from tidegauge.config import Config, parse_config
 from tidegauge.model import Sample
+from tidegauge.redis_connection import SyncClient
 from tidegauge.sources.aws import ClientFactory
 from tidegauge.sources.collector import Collector
 from tidegauge.sources.sampling import LAST_ACTIVE_MARKER, is_active, is_quiet, run_rounds, values_by_key
@@ -178,7 +179,7 @@ def config() -> Config:
 
 @pytest.fixture
 def store() -> Store:
-    return Store(fakeredis.FakeRedis(decode_responses=True))
+    return Store(cast(SyncClient, fakeredis.FakeRedis(decode_responses=True)))
 
 
 def invoke(collector: Collector, store: Store, config: Config, clock: FakeClock) -> Any:
