@@ -328,6 +328,42 @@ def _attack_verdict(results: list[dict[str, Any]]) -> str:
 # --- the attacker and the load generator (each in its own process) ----------------------------------
 
 
+async def _until_closed(reader: asyncio.StreamReader, limit: float) -> bool:
+    try:
+        while await asyncio.wait_for(reader.read(65536), max(limit, 0.01)):
+            pass
+    except TimeoutError:
+        return False
+    except (OSError, ssl.SSLError, EOFError):
+        pass
+    return True
+
+
+async def _send(
+    kind: str,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    record: dict[str, Any],
+    deadline: float,
+) -> None:
+    """What one attack connection sends (idle connections send nothing)."""
+    if kind == "header flood (8 MB)":
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        line = b"X-Filler: " + b"a" * 63_988 + b"\r\n"
+        while record["sent"] < FLOOD_BYTES and time.monotonic() < deadline:
+            writer.write(line)
+            record["sent"] += len(line)
+            await writer.drain()
+    elif kind == "slowloris":
+        writer.write(b"GET /healthz HTTP/1.1\r\n")
+        while time.monotonic() < deadline:
+            writer.write(b"X")
+            await writer.drain()
+            if await _until_closed(reader, 2.0):
+                record["closed"] = True
+                break
+
+
 async def _attack(port: int, ca: str, seconds: float) -> dict[str, dict[str, Any]]:
     context = ssl.create_default_context(cafile=ca)
     started = time.monotonic()
@@ -341,16 +377,6 @@ async def _attack(port: int, ca: str, seconds: float) -> dict[str, dict[str, Any
                 asyncio.open_connection("127.0.0.1", port, ssl=context, server_hostname="localhost"), 30
             )
 
-    async def until_closed(reader: asyncio.StreamReader, limit: float) -> bool:
-        try:
-            while await asyncio.wait_for(reader.read(65536), max(limit, 0.01)):
-                pass
-        except TimeoutError:
-            return False
-        except (OSError, ssl.SSLError, EOFError):
-            pass
-        return True
-
     async def one(kind: str) -> None:
         record: dict[str, Any] = {"opened": False, "closed": False, "sent": 0, "close_s": 0.0}
         results[kind].append(record)
@@ -361,25 +387,11 @@ async def _attack(port: int, ca: str, seconds: float) -> dict[str, dict[str, Any
         record["opened"] = True
         opened = time.monotonic()
         try:
-            if kind == "header flood (8 MB)":
-                writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-                line = b"X-Filler: " + b"a" * 63_988 + b"\r\n"
-                while record["sent"] < FLOOD_BYTES and time.monotonic() < deadline:
-                    writer.write(line)
-                    record["sent"] += len(line)
-                    await writer.drain()
-            elif kind == "slowloris":
-                writer.write(b"GET /healthz HTTP/1.1\r\n")
-                while time.monotonic() < deadline:
-                    writer.write(b"X")
-                    await writer.drain()
-                    if await until_closed(reader, 2.0):
-                        record["closed"] = True
-                        break
+            await _send(kind, reader, writer, record, deadline)
         except (OSError, ssl.SSLError, ConnectionError):
             record["closed"] = True
         if not record["closed"]:
-            record["closed"] = await until_closed(reader, deadline - time.monotonic())
+            record["closed"] = await _until_closed(reader, deadline - time.monotonic())
         record["close_s"] = time.monotonic() - opened
         writer.transport.abort()
 

@@ -49,7 +49,8 @@ def platform_arguments(machine: str) -> list[str]:
 def image_marker_environment() -> dict[str, str]:
     """docker/pin_requirements.py's marker environment for the image (it is a script, not a module)."""
     spec = importlib.util.spec_from_file_location("pin_requirements", ROOT / "docker" / "pin_requirements.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return dict(module.TARGET)
@@ -160,7 +161,8 @@ def test_every_server_module_imports_in_the_image_closure(image_environment: Pat
     # THEN all import (a module importing an unlisted package fails here with ModuleNotFoundError)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert "tidegauge.server.app" in report["modules"] and "tidegauge.server.certs" in report["modules"]
+    assert "tidegauge.server.app" in report["modules"]
+    assert "tidegauge.server.certs" in report["modules"]
     # AND every root the server extra declares is really imported by the server (no dead weight)
     loaded = set(report["loaded"])
     for root in server_roots():
@@ -180,7 +182,8 @@ def test_the_image_closure_holds_no_kubernetes_client(image_environment: Path) -
     # The server talks to the kube-apiserver with its own small aiohttp client.
     python = str(image_environment / "bin" / "python")
     result = run_isolated(image_environment, python, "-I", "-c", "import kubernetes")
-    assert result.returncode != 0 and "ModuleNotFoundError" in result.stderr
+    assert result.returncode != 0
+    assert "ModuleNotFoundError" in result.stderr
     assert shutil.which("tidegauge", path=str(image_environment / "bin"))
 
 

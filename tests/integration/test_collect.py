@@ -262,7 +262,8 @@ def test_redis_down_fails_with_a_clear_message(
     # THEN it fails with status 1 (a run-time failure) and says why, never a silent success
     assert code == 1
     error = capsys.readouterr().err
-    assert "Redis unreachable" in error and "127.0.0.1" in error
+    assert "Redis unreachable" in error
+    assert "127.0.0.1" in error
 
 
 def test_disappeared_queue_is_retired_after_its_grace_period(aws: str, store: Store) -> None:
@@ -291,7 +292,8 @@ def test_disappeared_queue_is_retired_after_its_grace_period(aws: str, store: St
     after_grace = invoke()
 
     # THEN its series are served until the grace period ends, then retired; jobs-a stays
-    assert within_grace.series_failed == 1 and within_grace.retired == 0
+    assert within_grace.series_failed == 1
+    assert within_grace.retired == 0
     assert "jobs-b" in kept
     assert after_grace.retired == 3
     assert {s.labels["queue"] for s in store.read_latest("sqs_messages")} == {"orders", "jobs-a"}

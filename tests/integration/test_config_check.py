@@ -52,7 +52,8 @@ def test_a_valid_file_passes_and_says_what_it_sets_up(
     assert main(["config", "check", str(config)]) == 0
     out = capsys.readouterr().out
     assert "valid: 1 sources, 1 metrics" in out
-    assert "source shop: sqs" in out and "metric sqs_messages: max age" in out
+    assert "source shop: sqs" in out
+    assert "metric sqs_messages: max age" in out
     assert "cluster: yes" in out
     assert "hunter2" not in out, "the password is never printed"
 
@@ -64,7 +65,8 @@ def test_an_invalid_file_lists_every_issue_and_exits_2(
     config.write_text(VALID.replace("type: sqs", "type: sqss").replace("version: 1", "version: 1\nextra: 1"))
     assert main(["config", "check", str(config)]) == 2
     error = capsys.readouterr().err
-    assert "sources[0].type" in error and "Fix:" in error
+    assert "sources[0].type" in error
+    assert "Fix:" in error
     assert "extra" in error
 
 
@@ -84,7 +86,8 @@ def test_a_parameter_is_checked_without_collecting(
     # AND a parameter that does not exist is a run-time failure, said on one line
     assert main(["config", "check", "--from-ssm", "/tidegauge/none", "--endpoint-url", aws_environment]) == 1
     error = capsys.readouterr().err.strip().splitlines()
-    assert len(error) == 1 and "cannot read the SSM parameter /tidegauge/none" in error[0]
+    assert len(error) == 1
+    assert "cannot read the SSM parameter /tidegauge/none" in error[0]
     # AND nothing was collected
     assert (
         boto3.client("sqs", endpoint_url=aws_environment).list_queues().get("QueueUrls", [])

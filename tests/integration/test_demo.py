@@ -77,11 +77,15 @@ def test_the_short_demo_scales_up_and_back_down(
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     ups = re.search(r"scale-ups\s+(\d+)", completed.stdout)
     downs = re.search(r"scale-downs\s+(\d+)", completed.stdout)
-    assert ups is not None and int(ups.group(1)) >= 1
-    assert downs is not None and int(downs.group(1)) >= 1
-    assert "by the collectors" in completed.stdout and "by the simulated workload" in completed.stdout
+    assert ups is not None
+    assert int(ups.group(1)) >= 1
+    assert downs is not None
+    assert int(downs.group(1)) >= 1
+    assert "by the collectors" in completed.stdout
+    assert "by the simulated workload" in completed.stdout
     # AND nothing in its output is a terminal escape sequence
-    assert "\x1b" not in completed.stdout and "\x1b" not in completed.stderr
+    assert "\x1b" not in completed.stdout
+    assert "\x1b" not in completed.stderr
 
 
 def test_replicas_follow_the_backlog_seen_through_the_server(

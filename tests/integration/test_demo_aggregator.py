@@ -92,7 +92,8 @@ def test_a_missing_metric_is_a_failed_fetch_and_the_connection_is_kept(client: A
     served = client.fetch("demo", "sqs_messages", "queue=demo-orders")
 
     # THEN the first fails as the server's Status says (the HPA would hold), the second succeeds
-    assert isinstance(missing, FailedReading) and missing.status == 404
+    assert isinstance(missing, FailedReading)
+    assert missing.status == 404
     assert isinstance(served, MetricReading)
     assert client.requests == 2
 
@@ -108,4 +109,5 @@ def test_a_stopped_server_is_a_failed_fetch_not_an_exception(
     reading = client.fetch("demo", "sqs_messages", "queue=demo-orders")
 
     # THEN it reports a failed fetch
-    assert isinstance(reading, FailedReading) and reading.status == 0
+    assert isinstance(reading, FailedReading)
+    assert reading.status == 0

@@ -101,7 +101,8 @@ def test_final_stage_runs_the_server_as_a_non_root_user(stages: list[Stage]) -> 
     exposed = {port for argument in final.arguments("EXPOSE") for port in argument.split()}
     assert exposed == {"6443", "9090"}
     run = " ".join(final.arguments("RUN"))
-    assert "--uid 65532" in run and "--gid 65532" in run
+    assert "--uid 65532" in run
+    assert "--gid 65532" in run
 
 
 def test_final_stage_has_no_build_tools_and_installs_only_built_wheels(stages: list[Stage]) -> None:
@@ -109,7 +110,8 @@ def test_final_stage_has_no_build_tools_and_installs_only_built_wheels(stages: l
     commands = " ".join(final.arguments("RUN"))
     words = set(re.split(r"[\s;&|]+", commands))
     assert not [tool for tool in BUILD_TOOLS if tool in words], "build tools in the final stage"
-    assert "apt-get" not in words and "apk" not in words
+    assert "apt-get" not in words
+    assert "apk" not in words
     for match in re.finditer(r"pip install ([^&;]*)", commands):
         assert "--no-index" in match.group(1), "the final stage installs only the builder's wheels"
     assert "pip uninstall --yes pip" in commands, "no package installer left in the image"
@@ -121,7 +123,8 @@ def test_builder_never_compiles(stages: list[Stage]) -> None:
     builder = stages[0]
     commands = builder.arguments("RUN")
     dependency_installs = [c for c in commands if "-r docker/requirements-server.txt" in c]
-    assert dependency_installs and all("--only-binary=:all:" in c for c in dependency_installs)
+    assert dependency_installs
+    assert all("--only-binary=:all:" in c for c in dependency_installs)
     assert not [c for c in commands if "apt-get" in c]
 
 
@@ -165,7 +168,8 @@ def test_pin_script_lists_the_server_closure_of_this_environment() -> None:
     ]
     names = {canonicalize_name(r.name) for r in generated}
     assert {"aiohttp", "cryptography", "redis", "pyyaml", "multidict", "yarl"} <= names
-    assert "boto3" not in names and "aws-lambda-powertools" not in names, "the server never needs AWS SDKs"
+    assert "boto3" not in names, "the server never needs AWS SDKs"
+    assert "aws-lambda-powertools" not in names, "the server never needs AWS SDKs"
     assert all(str(r.specifier).startswith("==") for r in generated)
 
 
@@ -305,4 +309,5 @@ def test_build_context_without_the_demo_has_every_other_package_and_serves(
     probe = json.loads(result.stdout)
     assert probe["tidegauge"].startswith(str(tmp_path))
     assert probe["demo_exit"] == 2
-    assert "no tidegauge.demo" in probe["demo_stderr"] and "make venv" in probe["demo_stderr"]
+    assert "no tidegauge.demo" in probe["demo_stderr"]
+    assert "make venv" in probe["demo_stderr"]

@@ -273,8 +273,11 @@ def test_deployment_is_locked_down(variant: str, renders: dict[str, list[dict[st
     assert "add" not in security["capabilities"]
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
     assert security.get("privileged", False) is False
-    assert pod["securityContext"]["runAsUser"] != 0 and security["runAsUser"] != 0
-    assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert security["runAsUser"] != 0
+    assert not pod.get("hostNetwork")
+    assert not pod.get("hostPID")
+    assert not pod.get("hostIPC")
     resources = container["resources"]
     assert {"cpu", "memory"} <= set(resources["requests"])
     assert "memory" in resources["limits"]
@@ -303,7 +306,8 @@ def test_deployment_arguments_are_accepted_by_tidegauge_serve(
     command.add_arguments(parser)
     args = parser.parse_args(container["args"][1:])
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    assert args.secure_port == 6443 and args.metrics_port == 9090
+    assert args.secure_port == 6443
+    assert args.metrics_port == 9090
     assert Path(args.tls_cert_file).parent == Path(mounts["serving-cert"])
     assert Path(args.tls_private_key_file).parent == Path(mounts["serving-cert"])
     assert Path(args.config).parent == Path(mounts["config"])
@@ -343,7 +347,8 @@ def test_overlays_set_a_tagged_server_image(variant: str, renders: dict[str, lis
     image = the_container(only(renders[variant], "Deployment", "tidegauge"))["image"]
     name, _, tag = image.rpartition(":")
     assert name.endswith("/tidegauge-server")
-    assert tag and tag != "latest"
+    assert tag
+    assert tag != "latest"
 
 
 def test_config_map_holds_a_valid_configuration(renders: dict[str, list[dict[str, Any]]]) -> None:
@@ -378,7 +383,8 @@ def test_api_service_points_at_the_service_port_of_the_server(
     container_ports = {p["name"]: p["containerPort"] for p in the_container(deployment)["ports"]}
     assert container_ports.get(port["targetPort"], port["targetPort"]) == 6443
     metrics = [p for p in service["spec"]["ports"] if p["name"] == "metrics"]
-    assert metrics and container_ports.get(metrics[0]["targetPort"]) == 9090
+    assert metrics
+    assert container_ports.get(metrics[0]["targetPort"]) == 9090
 
 
 def test_rbac_matches_the_contract(renders: dict[str, list[dict[str, Any]]]) -> None:
@@ -498,7 +504,9 @@ def test_self_signed_script_writes_a_one_line_base64_ca_bundle(
     patch_text = (self_signed_overlay / "api-service-ca-bundle.yaml").read_text()
     (line,) = [line for line in patch_text.splitlines() if line.strip().startswith("caBundle:")]
     encoded = line.split(":", 1)[1].strip()
-    assert encoded and "\n" not in encoded and " " not in encoded
+    assert encoded
+    assert "\n" not in encoded
+    assert " " not in encoded
     decoded = base64.b64decode(encoded, validate=True)
     assert decoded == (self_signed_overlay / "certs" / "ca.crt").read_bytes()
     api_service = only(renders["self-signed"], "APIService", "v1beta1.external.metrics.k8s.io")

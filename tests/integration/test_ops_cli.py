@@ -43,7 +43,8 @@ def test_metrics_lists_metrics_and_sums_a_selection(filled: str, capsys: pytest.
     assert "messages" in listing
     assert main(["metrics", "sqs_messages", "-l", "queue=orders", "--redis-url", filled]) == 0
     out = capsys.readouterr().out
-    assert "2 series, 0 stale" in out and "sum of the fresh ones 2000 (2k)" in out
+    assert "2 series, 0 stale" in out
+    assert "sum of the fresh ones 2000 (2k)" in out
     assert "queue=orders,state=delayed" in out
 
 
@@ -132,12 +133,14 @@ def test_metrics_flags_stale_series_and_shows_plain_values(
     # THEN the value reads as a number with the served quantity beside it, and the old series is stale
     assert rows["cluster=a"][1:3] == ["7.94349", "7943486147n"]
     assert rows["cluster=b"][-1] == "stale"
-    assert "2 series, 1 stale" in out and "sum of the fresh ones 7.94349" in out
+    assert "2 series, 1 stale" in out
+    assert "sum of the fresh ones 7.94349" in out
     # AND the JSON says the same
     assert main(["metrics", "aurora_cpu_percent", "--json", "--redis-url", redis_server.url]) == 0
     series = {item["labels"]["cluster"]: item for item in json.loads(capsys.readouterr().out)}
     assert (series["a"]["stale"], series["b"]["stale"]) == (False, True)
-    assert series["b"]["value"] == 50 and isinstance(series["b"]["value"], int)
+    assert series["b"]["value"] == 50
+    assert isinstance(series["b"]["value"], int)
 
 
 def test_metrics_stale_rule_follows_the_config(
@@ -169,7 +172,8 @@ def test_metrics_unknown_metric_says_so(filled: str, capsys: pytest.CaptureFixtu
 def test_status_json_counters_are_integers(filled: str, capsys: pytest.CaptureFixture[str]) -> None:
     main(["status", "--json", "--redis-url", filled])
     usage = json.loads(capsys.readouterr().out)["q"]["usage"]
-    assert usage["runs"] == 1 and isinstance(usage["runs"], int)
+    assert usage["runs"] == 1
+    assert isinstance(usage["runs"], int)
 
 
 def test_operator_commands_use_the_redis_password_from_the_environment(

@@ -82,7 +82,8 @@ def test_primary_killed_under_writes_and_reads_fails_over_and_loses_at_most_one_
         # GIVEN the primary that owns the metric's slot, its replica, and clients of a surviving node
         owner = cluster.primary_index(latest_key(METRIC))
         doomed, (replica,) = cluster.nodes[owner], cluster.replicas_of(owner)
-        assert doomed.pid is not None and role(replica.port) == "slave"
+        assert doomed.pid is not None
+        assert role(replica.port) == "slave"
         url = cluster.nodes[(owner + 1) % cluster.size].url
         writer = Store.connect(ConnectionSettings(url))
         reader = Reader(url)

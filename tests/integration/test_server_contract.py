@@ -73,7 +73,9 @@ def assert_status(reply: Reply, code: int, reason: str) -> dict[str, object]:
     assert reply.content_type == "application/json"
     assert "Retry-After" not in reply.headers
     status = reply.json()
-    assert status["kind"] == "Status" and status["apiVersion"] == "v1" and status["status"] == "Failure"
+    assert status["kind"] == "Status"
+    assert status["apiVersion"] == "v1"
+    assert status["status"] == "Failure"
     assert (status["reason"], status["code"]) == (reason, code)
     return dict(status)
 
@@ -81,12 +83,11 @@ def assert_status(reply: Reply, code: int, reason: str) -> dict[str, object]:
 def test_availability_probe_gets_a_resource_list_with_get_only(server: ServerThread, pki: Pki) -> None:
     # GIVEN the aggregator's probe WHEN it asks for the group version THEN a non-empty APIResourceList
     reply = aggregator_get(server, pki, EXTERNAL)
-    assert reply.status == 200 and reply.content_type == "application/json"
+    assert reply.status == 200
+    assert reply.content_type == "application/json"
     document = reply.json()
-    assert (
-        document["kind"] == "APIResourceList"
-        and document["groupVersion"] == "external.metrics.k8s.io/v1beta1"
-    )
+    assert document["kind"] == "APIResourceList"
+    assert document["groupVersion"] == "external.metrics.k8s.io/v1beta1"
     assert document["resources"] == [
         {
             "name": "externalmetrics",
@@ -100,7 +101,8 @@ def test_availability_probe_gets_a_resource_list_with_get_only(server: ServerThr
 
 def test_trailing_slash_is_answered_not_redirected(server: ServerThread, pki: Pki) -> None:
     reply = aggregator_get(server, pki, EXTERNAL + "/")
-    assert reply.status == 200 and reply.json()["kind"] == "APIResourceList"
+    assert reply.status == 200
+    assert reply.json()["kind"] == "APIResourceList"
 
 
 def test_aggregated_discovery_accept_gets_v2_document(server: ServerThread, pki: Pki) -> None:
@@ -113,16 +115,20 @@ def test_aggregated_discovery_accept_gets_v2_document(server: ServerThread, pki:
     (group,) = document["items"]
     assert group["metadata"]["name"] == "external.metrics.k8s.io"
     (version,) = group["versions"]
-    assert version["version"] == "v1beta1" and version["freshness"] == "Current"
+    assert version["version"] == "v1beta1"
+    assert version["freshness"] == "Current"
     (resource,) = version["resources"]
-    assert resource["resource"] == "externalmetrics" and resource["scope"] == "Namespaced"
-    assert resource["responseKind"]["kind"] == "ExternalMetricValueList" and resource["verbs"] == ["get"]
+    assert resource["resource"] == "externalmetrics"
+    assert resource["scope"] == "Namespaced"
+    assert resource["responseKind"]["kind"] == "ExternalMetricValueList"
+    assert resource["verbs"] == ["get"]
 
 
 def test_aggregated_discovery_v2beta1_only(server: ServerThread, pki: Pki) -> None:
     accept = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
     reply = aggregator_get(server, pki, "/apis", accept)
-    assert reply.status == 200 and reply.content_type == accept
+    assert reply.status == 200
+    assert reply.content_type == accept
     assert reply.json()["apiVersion"] == "apidiscovery.k8s.io/v2beta1"
 
 
@@ -140,7 +146,8 @@ def test_apis_with_only_protobuf_accept_is_406_status(server: ServerThread, pki:
 
 def test_group_document(server: ServerThread, pki: Pki) -> None:
     document = aggregator_get(server, pki, "/apis/external.metrics.k8s.io").json()
-    assert document["kind"] == "APIGroup" and document["name"] == "external.metrics.k8s.io"
+    assert document["kind"] == "APIGroup"
+    assert document["name"] == "external.metrics.k8s.io"
 
 
 def test_custom_metrics_group_is_not_served_yet(server: ServerThread, pki: Pki) -> None:
@@ -150,7 +157,8 @@ def test_custom_metrics_group_is_not_served_yet(server: ServerThread, pki: Pki) 
 @pytest.mark.parametrize("path", ["/openapi/v2", "/openapi/v3"])
 def test_openapi_documents(server: ServerThread, pki: Pki, path: str) -> None:
     reply = aggregator_get(server, pki, path)
-    assert reply.status == 200 and reply.content_type == "application/json"
+    assert reply.status == 200
+    assert reply.content_type == "application/json"
     document = reply.json()
     if path == "/openapi/v2":
         assert "/apis/external.metrics.k8s.io/v1beta1/namespaces/{namespace}/{metric}" in document["paths"]
@@ -173,7 +181,8 @@ def test_hpa_request_gets_json_with_source_timestamps_and_canonical_quantities(
     reply = aggregator_get(
         server, pki, f"{EXTERNAL}/namespaces/shop/sqs_messages?labelSelector=queue%3Dorders", HPA_ACCEPT
     )
-    assert reply.status == 200 and reply.content_type == "application/json"
+    assert reply.status == 200
+    assert reply.content_type == "application/json"
     document = reply.json()
     assert (document["kind"], document["apiVersion"]) == (
         "ExternalMetricValueList",
@@ -210,7 +219,8 @@ def test_encoded_in_selector_with_unknown_parameters(server: ServerThread, pki: 
 
 def test_stale_series_are_left_out_and_all_stale_is_404(server: ServerThread, pki: Pki) -> None:
     everything = aggregator_get(server, pki, f"{EXTERNAL}/namespaces/shop/sqs_messages").json()["items"]
-    assert "old" not in {item["metricLabels"]["queue"] for item in everything} and len(everything) == 4
+    assert "old" not in {item["metricLabels"]["queue"] for item in everything}
+    assert len(everything) == 4
     status = assert_status(
         aggregator_get(server, pki, f"{EXTERNAL}/namespaces/shop/sqs_messages?labelSelector=queue%3Dold"),
         404,
@@ -301,7 +311,8 @@ def test_metrics_port_exposes_prometheus_text(server: ServerThread, pki: Pki) ->
     aggregator_get(server, pki, f"{EXTERNAL}/namespaces/shop/sqs_messages")
     reply = request(server.server.metrics_port, "/metrics", None)
     text = reply.body.decode()
-    assert reply.status == 200 and reply.content_type.startswith("text/plain; version=0.0.4")
+    assert reply.status == 200
+    assert reply.content_type.startswith("text/plain; version=0.0.4")
     assert 'tidegauge_http_requests_total{code="200",kind="external_metric"}' in text
     assert (
         'tidegauge_http_request_duration_seconds_bucket{code="200",kind="external_metric",le="+Inf"}' in text

@@ -185,7 +185,8 @@ def assert_status(code: int, headers: dict[str, str], body: bytes, expected: int
     assert code == expected, body
     assert headers["content-type"].startswith("application/json")
     status: dict[str, Any] = json.loads(body)
-    assert status["kind"] == "Status" and status["code"] == expected
+    assert status["kind"] == "Status"
+    assert status["code"] == expected
     return status
 
 
@@ -460,7 +461,8 @@ def test_request_timeout_is_one_deadline_across_authentication_authorization_and
     finally:
         kube.stop()
     # THEN the answer is a 503 Status at the deadline, not after the three calls' 3 s
-    assert reply.status == 503 and reply.json()["reason"] == "ServiceUnavailable", reply.body
+    assert reply.status == 503, reply.body
+    assert reply.json()["reason"] == "ServiceUnavailable", reply.body
     assert "request timeout of 2 s" in reply.json()["message"]
     assert elapsed < 2.8
 
@@ -493,7 +495,8 @@ def test_connection_beyond_the_cap_with_none_idle_is_refused_at_accept_and_count
         clients = [threading.Thread(target=request, args=arguments) for _ in range(2)]
         for client in clients:
             client.start()
-        assert blocked.reading.acquire(timeout=10) and blocked.reading.acquire(timeout=10)
+        assert blocked.reading.acquire(timeout=10)
+        assert blocked.reading.acquire(timeout=10)
         # WHEN one more client connects THEN it is closed at once, and counted
         with pytest.raises((ConnectionError, ssl.SSLError)):
             request(server.port, "/livez", pki.context(), timeout=5)

@@ -93,8 +93,10 @@ def test_redis_outage_keeps_readiness_and_discovery_answers_503_and_recovers_on_
                 started = time.monotonic()
                 reply = metric(server, pki)
                 assert time.monotonic() - started < 2.5
-                assert reply.status == 503 and reply.json()["reason"] == "ServiceUnavailable"
-                assert "Retry-After" not in reply.headers and "Connection refused" not in reply.body.decode()
+                assert reply.status == 503
+                assert reply.json()["reason"] == "ServiceUnavailable"
+                assert "Retry-After" not in reply.headers
+                assert "Connection refused" not in reply.body.decode()
             # THEN the server stays ready and discovery answers: the APIService stays Available
             assert request(server.port, "/readyz", pki.context()).status == 200
             discovery = request(
@@ -103,7 +105,8 @@ def test_redis_outage_keeps_readiness_and_discovery_answers_503_and_recovers_on_
                 pki.context(pki.aggregator),
                 aggregator_headers(),
             )
-            assert discovery.status == 200 and discovery.json()["kind"] == "APIResourceList"
+            assert discovery.status == 200
+            assert discovery.json()["kind"] == "APIResourceList"
             assert redis_up_gauge(server) == "tidegauge_redis_up 0"
         # THEN the outage is logged once, not once per request
         warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
@@ -131,7 +134,8 @@ def test_server_started_before_its_cluster_answers_503_then_reads_in_cluster_mod
     with ServerThread(settings_for(pki, request_timeout_seconds=1.0), server_config(url)) as server:
         # WHEN the HPA asks before the cluster is up THEN a 503 Status, and the server stays ready
         reply = metric(server, pki)
-        assert reply.status == 503 and reply.json()["reason"] == "ServiceUnavailable"
+        assert reply.status == 503
+        assert reply.json()["reason"] == "ServiceUnavailable"
         assert request(server.port, "/readyz", pki.context()).status == 200
         # WHEN the cluster comes up on those ports THEN the metric is served: never a 500 (MOVED)
         with cluster:
@@ -143,7 +147,8 @@ def test_server_started_before_its_cluster_answers_503_then_reads_in_cluster_mod
                 return codes[-1] != 503
 
             wait_for(answered)
-            assert set(codes) <= {503, 200} and codes[-1] == 200, codes
+            assert set(codes) <= {503, 200}, codes
+            assert codes[-1] == 200, codes
             items = metric(server, pki).json()["items"]
             assert [(item["metricLabels"], item["value"]) for item in items] == [({"queue": "orders"}, "5")]
 
@@ -262,4 +267,5 @@ def test_sigterm_drains_and_exits_zero(serve_process: tuple[subprocess.Popen[str
     assert process.wait(15) == 0
     assert process.stderr is not None
     log = process.stderr.read()
-    assert "draining" in log and "stopped" in log
+    assert "draining" in log
+    assert "stopped" in log

@@ -47,7 +47,7 @@ def wait_served(port: int, ca: trustme.CA, digest: str, seconds: float = 10.0) -
 
 
 @pytest.mark.parametrize(
-    "first, second", [(ECDSA, RSA), (RSA, ECDSA), (ECDSA, ECDSA), (RSA, RSA)], ids=lambda k: k.name
+    ("first", "second"), [(ECDSA, RSA), (RSA, ECDSA), (ECDSA, ECDSA), (RSA, RSA)], ids=lambda k: k.name
 )
 def test_rotated_certificate_of_any_key_type_is_served_to_new_connections(
     tmp_path: Path, redis_server: RedisServer, first: trustme.KeyType, second: trustme.KeyType

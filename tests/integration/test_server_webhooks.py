@@ -85,7 +85,8 @@ def test_bearer_token_is_reviewed_once_then_cached(
         assert request(server.port, METRIC_PATH, pki.context(), bearer("good-token")).status == 200
     assert kube.token_reviews == ["good-token"]
     (spec,) = kube.access_reviews
-    assert spec["user"] == "jane" and spec["uid"] == "42"
+    assert spec["user"] == "jane"
+    assert spec["uid"] == "42"
     assert spec["groups"] == ["developers", "system:authenticated"]
     assert kube.caller_tokens == {f"Bearer {SERVICE_ACCOUNT_TOKEN}"}
 
@@ -95,7 +96,8 @@ def test_rejected_token_is_401_and_the_rejection_cached(
 ) -> None:
     for _ in range(2):
         reply = request(server.port, METRIC_PATH, pki.context(), bearer("stolen"))
-        assert reply.status == 401 and reply.json()["reason"] == "Unauthorized"
+        assert reply.status == 401
+        assert reply.json()["reason"] == "Unauthorized"
     assert kube.token_reviews == ["stolen"]
 
 
@@ -130,7 +132,8 @@ def test_denied_access_is_a_403_status_and_the_denial_cached(
     user = pki.client_ca.issue("mallory")
     for _ in range(2):
         reply = request(server.port, METRIC_PATH, pki.context(user))
-        assert reply.status == 403 and reply.json()["reason"] == "Forbidden"
+        assert reply.status == 403
+        assert reply.json()["reason"] == "Forbidden"
     message = reply.json()["message"]
     assert (
         'User "mallory" cannot list resource "sqs_messages" in API group "external.metrics.k8s.io"' in message
@@ -160,7 +163,8 @@ def test_authorizer_outage_is_503_and_not_cached(
     kube.failing = True
     user = pki.client_ca.issue("jane")
     reply = request(server.port, METRIC_PATH, pki.context(user))
-    assert reply.status == 503 and "etcd" not in reply.body.decode()
+    assert reply.status == 503
+    assert "etcd" not in reply.body.decode()
     kube.failing = False
     assert request(server.port, METRIC_PATH, pki.context(user)).status == 200
 

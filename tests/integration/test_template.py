@@ -189,7 +189,8 @@ def test_event_rule_targets_both_functions_on_collect_events_and_alarms(transfor
     target_functions = {target["Arn"]["Fn::GetAtt"][0] for target in rule["Targets"]}
     assert target_functions == {"CollectSqsFunction", "CollectCloudWatchFunction"}
     for target in rule["Targets"]:
-        assert "DeadLetterConfig" in target and "RetryPolicy" in target
+        assert "DeadLetterConfig" in target
+        assert "RetryPolicy" in target
     permissions = resources_of_type(transformed, "AWS::Lambda::Permission").values()
     allowed = {
         p["Properties"]["FunctionName"]["Ref"]
@@ -203,7 +204,8 @@ def test_iam_grants_only_the_listed_actions(transformed: dict[str, Any]) -> None
     for name, role in function_roles(transformed).items():
         for statement in statements(role):
             assert statement["Effect"] == "Allow"
-            assert "NotAction" not in statement and "NotResource" not in statement
+            assert "NotAction" not in statement
+            assert "NotResource" not in statement
             actions = as_list(statement["Action"])
             assert not [a for a in actions if "*" in a], f"{name}: wildcard action in {statement}"
             assert set(actions) <= ALLOWED_ACTIONS, (
@@ -298,7 +300,8 @@ def test_alarms_cover_errors_throttles_and_staleness(transformed: dict[str, Any]
             for p in by_metric[("tidegauge", "CollectionErrors")]
             if p["Dimensions"] == [{"Name": "service", "Value": service}]
         ]
-        assert errors["ComparisonOperator"] == "GreaterThanThreshold" and errors["Threshold"] == 0
+        assert errors["ComparisonOperator"] == "GreaterThanThreshold"
+        assert errors["Threshold"] == 0
         (age,) = [
             p
             for p in by_metric[("tidegauge", "NewestSampleAgeSeconds")]
@@ -335,7 +338,8 @@ def test_no_samples_alarm_counts_samples_or_the_idle_heartbeat(
     assert expression["ReturnData"] is True
     assert sorted(re.findall(r"FILL\((\w+), 0\)", expression["Expression"])) == sorted(inputs)
     assert "+" in expression["Expression"]
-    assert alarm["ComparisonOperator"] == "LessThanThreshold" and alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "LessThanThreshold"
+    assert alarm["Threshold"] == 1
     assert alarm["TreatMissingData"] == "breaching"
 
 
@@ -389,7 +393,8 @@ def test_collectors_run_with_a_small_reserved_concurrency(transformed: dict[str,
     }
     assert 2 <= int(parameter["Default"]) <= 5
     pattern = re.compile(parameter["AllowedPattern"])
-    assert pattern.match("") and pattern.match("3")
+    assert pattern.match("")
+    assert pattern.match("3")
     assert not pattern.match("0"), "0 would stop the collectors altogether"
 
 

@@ -58,7 +58,8 @@ def load_handler(function: str, clock: FakeClock | None = None) -> ModuleType:
     """
     path = ROOT / "functions" / function / "app.py"
     spec = importlib.util.spec_from_file_location(f"tidegauge_test_{function}_app", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if clock is not None:

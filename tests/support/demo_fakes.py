@@ -28,7 +28,8 @@ class MemoryAws:
     cpu_points: list[tuple[float, float]] = field(default_factory=list)
 
     def send(self, count: int, *, delay_every: int, delay_seconds: int) -> None:
-        assert delay_every == DELAY_EVERY and delay_seconds >= 1
+        assert delay_every == DELAY_EVERY
+        assert delay_seconds >= 1
         self.visible += self.delayed
         self.delayed = 0
         for _ in range(count):

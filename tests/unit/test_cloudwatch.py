@@ -326,7 +326,8 @@ def test_expression_returning_several_series_is_an_error() -> None:
 
     # THEN no ambiguous value is served
     assert outcome.sample is None
-    assert outcome.error is not None and "2 time series" in outcome.error
+    assert outcome.error is not None
+    assert "2 time series" in outcome.error
 
 
 def test_missing_as_zero_is_zero_at_the_last_complete_period() -> None:

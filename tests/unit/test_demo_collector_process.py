@@ -34,7 +34,8 @@ def test_the_event_is_the_schedule_rule_s() -> None:
     trigger = parse_event(event)
 
     # THEN it is a scheduled invocation, sampled in rounds
-    assert trigger.kind == "schedule" and not trigger.single_round
+    assert trigger.kind == "schedule"
+    assert not trigger.single_round
     assert event["resources"] == [
         "arn:aws:events:us-east-1:123456789012:rule/tidegauge-demo-collect-sqs-schedule"
     ]

@@ -41,7 +41,8 @@ def test_the_generated_config_is_valid_and_matches_the_timing(compression: float
 
     # THEN it has the SQS queue and the Aurora CPU query, with the scaled timing
     sqs, cloudwatch = config.sources
-    assert isinstance(sqs, SqsSource) and sqs.queue_names == ("demo-orders",)
+    assert isinstance(sqs, SqsSource)
+    assert sqs.queue_names == ("demo-orders",)
     assert isinstance(cloudwatch, CloudWatchSource)
     (query,) = cloudwatch.queries
     assert (query.metric, dict(query.labels)) == ("aurora_cpu_percent", {"cluster": "demo"})

@@ -68,11 +68,13 @@ def test_replicas_rise_with_the_burst_and_fall_after_the_drain(name: str) -> Non
     # THEN the HPA scaled up during the burst, to the maximum
     ups = [event for event in run.scale_events if event[2] > event[1]]
     downs = [event for event in run.scale_events if event[2] < event[1]]
-    assert ups and burst_start < ups[0][0] <= burst_end
+    assert ups
+    assert burst_start < ups[0][0] <= burst_end
     assert stats.max_desired == scenario.hpa.max_replicas
     # AND the backlog drained before the end, and only then did the HPA scale down
     assert stats.drain_seconds is not None
-    assert downs and downs[0][0] >= stats.peak_time + stats.drain_seconds
+    assert downs
+    assert downs[0][0] >= stats.peak_time + stats.drain_seconds
     # AND the run ends back at the minimum, never having left [min, max]
     assert run.timeline[-1].desired == scenario.hpa.min_replicas
     assert all(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import boto3
 import pytest
@@ -14,7 +13,7 @@ from tidegauge.demo.moto_process import speed_up_sqs
 
 
 @pytest.fixture
-def sped_up(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def sped_up(monkeypatch: pytest.MonkeyPatch) -> None:
     """The patch applied for this test only (monkeypatch restores the originals)."""
     monkeypatch.setattr(models, "unix_time_millis", models.unix_time_millis)  # type: ignore[attr-defined]
     monkeypatch.setattr(
@@ -23,7 +22,6 @@ def sped_up(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         models.SQSBackend.is_message_valid_based_on_retention_period,
     )
     assert speed_up_sqs()
-    yield
 
 
 def test_states_and_retention_behave_as_before(sped_up: None, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -46,4 +46,5 @@ def test_a_failed_start_retries_on_a_new_port(monkeypatch: pytest.MonkeyPatch) -
 def test_free_ports_are_distinct_and_leave_room_for_a_cluster_bus() -> None:
     limit = MAX_PORT - CLUSTER_BUS_OFFSET
     ports = free_ports(50, limit)
-    assert len(set(ports)) == 50 and max(ports) <= limit
+    assert len(set(ports)) == 50
+    assert max(ports) <= limit

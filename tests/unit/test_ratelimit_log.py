@@ -30,7 +30,8 @@ def test_repeats_within_an_interval_log_one_line_then_a_count(caplog: pytest.Log
     # GIVEN 1,000 identical failures within one interval
     logged = [log.warning("store unavailable: %s", "refused") for _ in range(1000)]
     # THEN one line, the rest counted
-    assert logged.count(True) == 1 and messages(caplog) == ["store unavailable: refused"]
+    assert logged.count(True) == 1
+    assert messages(caplog) == ["store unavailable: refused"]
     # WHEN the interval has passed THEN the next line carries the count of the held-back ones
     clock.now += 10.0
     assert log.warning("store unavailable: %s", "timeout")
@@ -41,7 +42,8 @@ def test_distinct_keys_are_limited_separately_and_bounded(caplog: pytest.LogCapt
     clock = Clock()
     log = RateLimitedLog(logging.getLogger(LOGGER), 10.0, max_keys=3, monotonic=clock)
     caplog.set_level(logging.WARNING, LOGGER)
-    assert log.warning("a failed") and log.warning("b failed")
+    assert log.warning("a failed")
+    assert log.warning("b failed")
     assert not log.warning("a failed")
     # GIVEN more distinct keys than the bound WHEN they arrive THEN the oldest are forgotten, not kept
     for index in range(10):

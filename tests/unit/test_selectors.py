@@ -79,7 +79,8 @@ def test_absent_or_blank_selector_matches_everything(text: str | None) -> None:
     selector = parse_selector(text)
 
     assert selector.is_empty
-    assert selector.matches({}) and selector.matches({"env": "prod"})
+    assert selector.matches({})
+    assert selector.matches({"env": "prod"})
     assert str(selector) == ""
     assert parse_query_selector(text).is_empty
 

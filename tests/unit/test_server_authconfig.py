@@ -32,11 +32,15 @@ def test_flags_override_the_config_map(tmp_path: Path) -> None:
         requestheader_username_headers=("X-User",),
     )
     config = merge(flags, CONFIG_MAP)
-    assert config.client_ca == b"CA-FROM-FILE" and config.requestheader_ca == b"PROXY-CA-FROM-MAP"
-    assert config.allowed_names == () and config.username_headers == ("X-User",)
+    assert config.client_ca == b"CA-FROM-FILE"
+    assert config.requestheader_ca == b"PROXY-CA-FROM-MAP"
+    assert config.allowed_names == ()
+    assert config.username_headers == ("X-User",)
 
 
 def test_defaults_apply_and_bad_json_is_ignored() -> None:
     config = merge(AuthenticationFlags(), {"requestheader-group-headers": "not json"})
-    assert config.username_headers == ("X-Remote-User",) and config.group_headers == ("X-Remote-Group",)
-    assert config.extra_headers_prefixes == ("X-Remote-Extra-",) and config.client_ca == b""
+    assert config.username_headers == ("X-Remote-User",)
+    assert config.group_headers == ("X-Remote-Group",)
+    assert config.extra_headers_prefixes == ("X-Remote-Extra-",)
+    assert config.client_ca == b""

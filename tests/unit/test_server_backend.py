@@ -54,12 +54,14 @@ def test_connection_is_retried_at_most_once_per_interval_until_redis_answers() -
         for _ in range(3):
             with pytest.raises(StoreUnavailable, match="unreachable"):
                 await backend.read_latest("sqs_messages")
-        assert attempts == [100.0] and health.up is False
+        assert attempts == [100.0]
+        assert health.up is False
         # WHEN Redis answers and the interval has passed THEN the next read connects and succeeds
         reachable = True
         clock.now += 1.5
         assert await backend.read_latest("sqs_messages") == []
         assert await backend.list_metrics() == []
-        assert attempts == [100.0, 101.5] and health.up is True
+        assert attempts == [100.0, 101.5]
+        assert health.up is True
 
     asyncio.run(scenario())

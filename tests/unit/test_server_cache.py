@@ -21,15 +21,18 @@ def test_byte_bound_evicts_the_oldest_answers() -> None:
     for key in range(100):
         cache.put(key, b"x" * 1000)
     # THEN only the newest ten are kept
-    assert cache.bytes == 10_000 and len(cache) == 10
-    assert cache.get(99) is not None and cache.get(89) is None
+    assert cache.bytes == 10_000
+    assert len(cache) == 10
+    assert cache.get(99) is not None
+    assert cache.get(89) is None
 
 
 def test_an_answer_larger_than_the_bound_is_not_kept() -> None:
     cache: TtlCache[str, bytes] = TtlCache(60, 10, max_bytes=100, weigh=lambda key, value: len(value))
     cache.put("small", b"s")
     cache.put("big", b"b" * 101)
-    assert cache.get("big") is None and cache.get("small") == b"s"
+    assert cache.get("big") is None
+    assert cache.get("small") == b"s"
 
 
 def test_expired_entries_leave_on_the_next_insert_without_being_asked_again() -> None:
@@ -40,11 +43,13 @@ def test_expired_entries_leave_on_the_next_insert_without_being_asked_again() ->
     # WHEN they expire and one new answer is stored THEN the expired ones are gone, bytes freed
     clock.now = 1.5
     cache.put("fresh", b"z")
-    assert len(cache) == 1 and cache.bytes == 1
+    assert len(cache) == 1
+    assert cache.bytes == 1
 
 
 def test_replacing_a_key_keeps_the_byte_count_exact() -> None:
     cache: TtlCache[str, bytes] = TtlCache(60, 10, max_bytes=1000, weigh=lambda key, value: len(value))
     cache.put("a", b"1" * 300)
     cache.put("a", b"2" * 200)
-    assert cache.bytes == 200 and cache.get("a") == b"2" * 200
+    assert cache.bytes == 200
+    assert cache.get("a") == b"2" * 200

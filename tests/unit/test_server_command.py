@@ -97,11 +97,9 @@ def test_serve_with_an_unreadable_certificate_fails_on_one_line_with_exit_1(
     code = main([*SERVE_LOCALLY, "--tls-cert-file", missing, "--tls-private-key-file", missing])
     assert code == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert (
-        line.startswith("tidegauge serve: ")
-        and "missing.crt" in line
-        and "Fix: check the --tls-cert-file" in line
-    )
+    assert line.startswith("tidegauge serve: ")
+    assert "missing.crt" in line
+    assert "Fix: check the --tls-cert-file" in line
 
 
 def test_serve_with_an_invalid_config_is_a_usage_error(

@@ -181,10 +181,12 @@ def test_value_without_a_quantity_form_is_left_out_counted_and_logged_once_per_i
         assert [dict(v.labels)["queue"] for v in values] == ["a"]
     # THEN every series left out is counted, and logged once for the interval, not per read
     assert dropped == [("sqs_messages", "unservable")] * 6
-    assert len(caplog.records) == 1 and "not serving series queue=b" in caplog.records[0].getMessage()
+    assert len(caplog.records) == 1
+    assert "not serving series queue=b" in caplog.records[0].getMessage()
     clock.now += 60
     get(p)
-    assert len(caplog.records) == 2 and "5 more like it" in caplog.records[1].getMessage()
+    assert len(caplog.records) == 2
+    assert "5 more like it" in caplog.records[1].getMessage()
 
 
 def test_metric_list_keeps_the_last_good_answer_when_the_store_fails() -> None:

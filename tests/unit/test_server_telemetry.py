@@ -13,7 +13,8 @@ def test_histogram_buckets_are_cumulative_with_sum_and_count() -> None:
     prefix = 'tidegauge_http_request_duration_seconds_bucket{code="200",kind="external_metric"'
     assert f'{prefix},le="0.001"}} 1' in text
     assert f'{prefix},le="0.005"}} 2' in text
-    assert f'{prefix},le="5"}} 2' in text and f'{prefix},le="+Inf"}} 3' in text
+    assert f'{prefix},le="5"}} 2' in text
+    assert f'{prefix},le="+Inf"}} 3' in text
     assert 'tidegauge_http_request_duration_seconds_count{code="200",kind="external_metric"} 3' in text
 
 

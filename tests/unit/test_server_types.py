@@ -21,7 +21,8 @@ def test_list_document_has_kind_api_version_and_canonical_values() -> None:
     ]
     document = json.loads(encode_external_list(values))
     assert document["kind"] == "ExternalMetricValueList"
-    assert document["apiVersion"] == "external.metrics.k8s.io/v1beta1" and document["metadata"] == {}
+    assert document["apiVersion"] == "external.metrics.k8s.io/v1beta1"
+    assert document["metadata"] == {}
     assert [item["value"] for item in document["items"]] == ["1500m", "2k"]
     assert document["items"][0] == {
         "metricName": "m",

@@ -53,7 +53,8 @@ class Demo:
         self._print_plan()
         stack = self.stack
         stack.start_services()
-        assert stack.pki is not None and stack.aws is not None
+        assert stack.pki is not None
+        assert stack.aws is not None
         aws = stack.aws
         self.aggregator = AggregatorClient(
             "127.0.0.1",
@@ -92,7 +93,8 @@ class Demo:
 
     def hold(self) -> int:
         """Keep the stack up with a steady quiet workload until Ctrl-C; print how to query it."""
-        assert self.driver is not None and self.stack.pki is not None
+        assert self.driver is not None
+        assert self.stack.pki is not None
         kubeconfig = self.stack.pki.write_kubeconfig(self.output_dir / "kubeconfig", self.stack.server_url)
         scenario = self.scenario
         quiet = scenario.profile.segments[-1].rate_per_second

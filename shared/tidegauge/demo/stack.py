@@ -217,7 +217,8 @@ class Stack:
         self.write_state()
 
     def _start_server(self) -> None:
-        assert self.pki is not None and self.config_path is not None
+        assert self.pki is not None
+        assert self.config_path is not None
         log = self.output_dir / "server.log"
         for _attempt in range(3):
             self.server_port = free_port()
