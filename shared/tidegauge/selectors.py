@@ -11,7 +11,6 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
-from urllib.parse import unquote_plus
 
 from tidegauge.errors import UsageError
 
@@ -135,13 +134,6 @@ def parse_selector(text: str | None) -> Selector:
             f"{MAX_SELECTOR_LENGTH}"
         )
     return Selector(tuple(_Parser(text).requirements()))
-
-
-def parse_query_selector(raw: str | None) -> Selector:
-    """Parse a still URL-encoded query value such as ``env+in+%28prod%2Cstage%29`` (``+`` is a space)."""
-    if not raw:
-        return EVERYTHING
-    return parse_selector(unquote_plus(raw))
 
 
 def _build_matcher(key: str, operator: Operator, values: frozenset[str]) -> _Matcher:

@@ -81,7 +81,7 @@ def test_redis_outage_keeps_readiness_and_discovery_answers_503_and_recovers_on_
     redis = RedisServer(port=port).start()
     seed(redis.url)
     # The metric-list refresh (its own WARNING when Redis is down) stays out of the counted window.
-    settings = settings_for(pki, request_timeout_seconds=1.0, metric_list_refresh_seconds=3600)
+    settings = settings_for(pki, request_timeout_seconds=1.0)
     with ServerThread(settings, server_config(redis.url)) as server:
         assert metric(server, pki).status == 200
         assert redis_up_gauge(server) == "tidegauge_redis_up 1"

@@ -15,7 +15,6 @@ from tidegauge.selectors import (
     Requirement,
     Selector,
     SelectorError,
-    parse_query_selector,
     parse_selector,
 )
 
@@ -68,12 +67,6 @@ def test_parse_tolerates_whitespace_and_order(text: str) -> None:
     assert str(selector) == "env in (prod,stage),!legacy,queue=worker"
 
 
-def test_parse_query_selector_decodes_the_hpa_query_form() -> None:
-    selector = parse_query_selector("env+in+%28prod%2Cstage%29%2Cqueue%3Dworker")
-
-    assert selector == parse_selector("env in (prod,stage),queue=worker")
-
-
 @pytest.mark.parametrize("text", [None, "", "   ", "\t\n"])
 def test_absent_or_blank_selector_matches_everything(text: str | None) -> None:
     selector = parse_selector(text)
@@ -82,7 +75,6 @@ def test_absent_or_blank_selector_matches_everything(text: str | None) -> None:
     assert selector.matches({})
     assert selector.matches({"env": "prod"})
     assert str(selector) == ""
-    assert parse_query_selector(text).is_empty
 
 
 @pytest.mark.parametrize(
@@ -165,8 +157,6 @@ def test_overlong_selector_is_rejected_before_parsing() -> None:
 
     with pytest.raises(SelectorError, match=f"more than the limit of {MAX_SELECTOR_LENGTH}"):
         parse_selector(text)
-    with pytest.raises(SelectorError, match=f"more than the limit of {MAX_SELECTOR_LENGTH}"):
-        parse_query_selector(text)
 
 
 def test_too_many_requirements_are_rejected() -> None:

@@ -187,12 +187,3 @@ def test_value_without_a_quantity_form_is_left_out_counted_and_logged_once_per_i
     get(p)
     assert len(caplog.records) == 2
     assert "5 more like it" in caplog.records[1].getMessage()
-
-
-def test_metric_list_keeps_the_last_good_answer_when_the_store_fails() -> None:
-    reader = FakeReader([sqs("a", 1, 0)])
-    p = provider(reader, Clock())
-    asyncio.run(p.refresh_metric_list())
-    reader.failure = StoreUnavailable("down")
-    asyncio.run(p.refresh_metric_list())
-    assert [info.name for info in p.list_external_metrics()] == ["sqs_messages"]

@@ -109,10 +109,6 @@ class AuthenticationConfigLoader:
         self._flags = flags
         self._kube = None if flags.skip_lookup else kube
 
-    @property
-    def reads_config_map(self) -> bool:
-        return self._kube is not None
-
     async def load(self) -> AuthenticationConfig:
         """Raises ``KubeError`` when the ConfigMap cannot be read, ``OSError`` for a CA file."""
         config_map = None

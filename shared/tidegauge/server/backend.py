@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
-from tidegauge.model import MetricInfo, Sample
+from tidegauge.model import Sample
 from tidegauge.redis_connection import ConnectionSettings, cluster_enabled_async
 from tidegauge.server.health import RedisHealth
 from tidegauge.store import AsyncStore, InvalidRecordHook, LabelMatcher, StoreUnavailable, translate_errors
@@ -28,7 +28,6 @@ class ServerStore(Protocol):
     """What the server needs of :class:`AsyncStore` (tests pass a wrapper)."""
 
     async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]: ...
-    async def list_metrics(self) -> list[MetricInfo]: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
 
@@ -89,9 +88,6 @@ class RedisBackend:
 
     async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
         return await self._call(lambda store: store.read_latest(metric, selector))
-
-    async def list_metrics(self) -> list[MetricInfo]:
-        return await self._call(lambda store: store.list_metrics())
 
     async def ping(self) -> bool:
         return await self._call(lambda store: store.ping())

@@ -55,10 +55,6 @@ def path_not_found(path: str) -> ApiError:
     return not_found(f"the server could not find the requested resource {_shown(path)}")
 
 
-def metric_not_found(name: str) -> ApiError:
-    return not_found(f"external metric {_shown(name)} not found")
-
-
 def method_not_allowed(method: str) -> ApiError:
     return ApiError(405, "MethodNotAllowed", f"the server does not allow method {_shown(method)} here")
 

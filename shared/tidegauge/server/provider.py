@@ -1,7 +1,8 @@
 """The external metrics provider: what the store holds, turned into API values, fresh and exposed only.
 
-The serving layer calls two methods, as in custom-metrics-apiserver: :meth:`get_external_metric` and
-:meth:`list_external_metrics` (served from a refreshed cache; never raises).
+The serving layer calls :meth:`get_external_metric`. (custom-metrics-apiserver's second method,
+``list_external_metrics``, feeds per-metric discovery; tidegauge's discovery lists the one
+``externalmetrics`` resource, as the contract allows, so there is no list to keep.)
 
 Rules, for a request (namespace, selector, metric) at time ``now``:
 
@@ -36,12 +37,12 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from tidegauge.config import ExposureDecision, MetricPolicy
-from tidegauge.model import METRIC_NAME_PATTERN, MetricInfo, Sample
+from tidegauge.model import METRIC_NAME_PATTERN, Sample
 from tidegauge.quantity import QuantityError
 from tidegauge.ratelimit_log import RateLimitedLog
 from tidegauge.selectors import Operator, Selector, parse_selector
 from tidegauge.server.types import ExternalMetricValue
-from tidegauge.store import LabelMatcher, StoreError, StoreUnavailable
+from tidegauge.store import LabelMatcher, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,6 @@ class MetricReader(Protocol):
     """The part of :class:`tidegauge.store.AsyncStore` the provider reads through."""
 
     async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]: ...
-    async def list_metrics(self) -> list[MetricInfo]: ...
 
 
 class PolicySource(Protocol):
@@ -126,7 +126,6 @@ class ExternalMetricsProvider:
         self._rendered: dict[str, dict[_SeriesVersion, _Series]] = {}
         self._unfresh_since: dict[str, dict[tuple[str, str], float]] = {}
         """Per namespace, per (metric, selector): since when nothing matched, least recently asked first."""
-        self._metrics: list[MetricInfo] = []
         self.record_fallback: Callable[[str], None] = lambda metric: None
         self.record_dropped: Callable[[str, str], None] = lambda metric, reason: None
         """Told ``(metric, reason)`` for each series a read leaves out (e.g. |value| >= 9.2e15)."""
@@ -217,19 +216,6 @@ class ExternalMetricsProvider:
         clocks = self._unfresh_since.get(namespace)
         if clocks is not None and clocks.pop(key, None) is not None and not clocks:
             del self._unfresh_since[namespace]
-
-    def list_external_metrics(self) -> list[MetricInfo]:
-        """The metrics the store knew at the last refresh (never raises; empty before the first one)."""
-        return list(self._metrics)
-
-    async def refresh_metric_list(self) -> None:
-        """Re-read the metric list for :meth:`list_external_metrics`; failures keep the previous list."""
-        try:
-            self._metrics = await asyncio.wait_for(self._reader.list_metrics(), self._read_timeout)
-        except (StoreError, TimeoutError) as error:
-            logger.warning(
-                "could not refresh the metric list, keeping %d known metrics: %s", len(self._metrics), error
-            )
 
     async def _snapshot(self, name: str) -> _Snapshot:
         cached = self._snapshots.get(name)

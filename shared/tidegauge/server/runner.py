@@ -184,12 +184,8 @@ class Server:
             address, port = settings.metrics_bind_address, settings.metrics_port
             metrics = await self._listen(metrics_runner, metrics_limits, address, port, telemetry)
             self.metrics_port = metrics.port
-        await provider.refresh_metric_list()
         self._tasks += [
             tasks.start_periodic("tls-reload", settings.tls_reload_interval_seconds, self._reload_tls),
-            tasks.start_periodic(
-                "metric-list", settings.metric_list_refresh_seconds, provider.refresh_metric_list
-            ),
             tasks.start_periodic(
                 "redis-health",
                 REDIS_CHECK_SECONDS,

@@ -87,7 +87,6 @@ class ServerSettings:
     tls_reload_interval_seconds: float = 5.0
     authentication_refresh_seconds: float = 60.0
     """How often the ``extension-apiserver-authentication`` ConfigMap is re-read (CA rotation)."""
-    metric_list_refresh_seconds: float = 30.0
     auth_cache_ttl_seconds: float = 10.0
     auth_cache_size: int = 10_000
     response_cache_seconds: float = 1.0
