@@ -169,9 +169,12 @@ def test_value_without_a_quantity_form_is_left_out_counted_and_logged_once_per_i
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     clock = Clock()
-    p = provider(FakeReader([sqs("a", 1, 0), sqs("b", 1e16, 0), sqs("c", -9.3e15, 0)]), clock)
     dropped: list[tuple[str, str]] = []
-    p.record_dropped = lambda metric, reason: dropped.append((metric, reason))
+    p = provider(
+        FakeReader([sqs("a", 1, 0), sqs("b", 1e16, 0), sqs("c", -9.3e15, 0)]),
+        clock,
+        record_dropped=lambda metric, reason: dropped.append((metric, reason)),
+    )
     caplog.set_level(logging.WARNING, logger="tidegauge.server.provider")
     # GIVEN values the HPA cannot read (|v| >= 9.2e15) WHEN read three times within a minute
     for _ in range(3):

@@ -114,7 +114,13 @@ class ExternalMetricsProvider:
         read_timeout_seconds: float = 2.0,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        record_fallback: Callable[[str], None] = lambda metric: None,
+        record_dropped: Callable[[str, str], None] = lambda metric, reason: None,
+        newest_timestamps: dict[str, float] | None = None,
     ) -> None:
+        """``record_fallback(metric)`` hears of each fallback served, ``record_dropped(metric, reason)`` of
+        each series a read leaves out (e.g. |value| >= 9.2e15); ``newest_timestamps`` (per metric, the
+        newest source time of its last read) is kept up to date for telemetry."""
         self._reader = reader
         self._policies = policies
         self._snapshot_seconds = snapshot_seconds
@@ -126,12 +132,10 @@ class ExternalMetricsProvider:
         self._rendered: dict[str, dict[_SeriesVersion, _Series]] = {}
         self._unfresh_since: dict[str, dict[tuple[str, str], float]] = {}
         """Per namespace, per (metric, selector): since when nothing matched, least recently asked first."""
-        self.record_fallback: Callable[[str], None] = lambda metric: None
-        self.record_dropped: Callable[[str, str], None] = lambda metric, reason: None
-        """Told ``(metric, reason)`` for each series a read leaves out (e.g. |value| >= 9.2e15)."""
+        self._record_fallback = record_fallback
+        self._record_dropped = record_dropped
         self._dropped_log = RateLimitedLog(logger, DROPPED_LOG_INTERVAL_SECONDS, monotonic=monotonic)
-        self.newest_timestamps: dict[str, float] = {}
-        """Per metric, the newest source timestamp seen in its last read (for telemetry)."""
+        self.newest_timestamps: dict[str, float] = {} if newest_timestamps is None else newest_timestamps
 
     async def get_external_metric(
         self, namespace: str, selector: Selector, name: str
@@ -173,7 +177,7 @@ class ExternalMetricsProvider:
                     namespace,
                     since,
                 )
-                self.record_fallback(name)
+                self._record_fallback(name)
                 return [ExternalMetricValue(name, _fallback_labels(selector), now, fallback.value)]
         if newest_stale is not None:
             raise MetricNotFound(
@@ -256,7 +260,7 @@ class ExternalMetricsProvider:
 
     def _dropped(self, name: str, label_string: str, error: Exception) -> None:
         """A series left out of ``name``'s answers: counted, and logged at most once per interval."""
-        self.record_dropped(name, "unservable")
+        self._record_dropped(name, "unservable")
         self._dropped_log.warning("not serving series %s of %s: %s", label_string, name, error, key=name)
 
 

@@ -1,4 +1,7 @@
-"""Wire the server together and run it: start, serve, and on SIGTERM stop accepting, drain, exit.
+"""Wire the server together and run it: build the parts, start them, and on SIGTERM drain and exit.
+
+:meth:`Server.build` makes every part with its collaborators and observers; :meth:`Server.start` binds the
+ports and starts the background tasks.
 
 Shutdown: readiness fails at once; the server keeps serving for ``shutdown_delay_seconds`` while the
 endpoint removal propagates; then the listening sockets close, in-flight requests get up to
@@ -76,6 +79,8 @@ class Server:
         self._tasks: list[asyncio.Task[None]] = []
         self._runners: list[web.BaseRunner] = []
         self._listeners: list[Listener] = []
+        self._secure: Listener | None = None
+        self._built = False
 
     def _store_connector(self, telemetry: Telemetry) -> Callable[[], Awaitable[ServerStore]]:
         given = self._given_store
@@ -118,31 +123,36 @@ class Server:
             record=lambda outcome: telemetry.authorizations.inc(f"webhook-{outcome}"),
         )
 
-    async def start(self) -> None:
+    async def build(self) -> None:
+        """Make every part, each given its collaborators and observers as it is made; nothing listens yet."""
         settings = self.settings
         authentication_kube = self._kube_client(settings.authentication.authentication_kubeconfig)
-        loader = AuthenticationConfigLoader(settings.authentication, authentication_kube)
+        self.auth_loader = AuthenticationConfigLoader(settings.authentication, authentication_kube)
         if authentication_kube is None and not settings.authentication.skip_lookup:
             logger.warning(
                 "no --authentication-kubeconfig and not in a cluster: "
                 "client CAs only from flags, bearer tokens not accepted"
             )
-        auth_config = await loader.load()
-        telemetry = Telemetry(clock=self.clock)
-        authorizer = self._authorizer(telemetry)
+        auth_config = await self.auth_loader.load()
         self.redis_health = RedisHealth()
+        telemetry = Telemetry(
+            clock=self.clock,
+            redis_up=lambda: self.redis_health.up,
+            open_connections=lambda: self._secure.open_connections if self._secure is not None else 0,
+        )
+        self.telemetry = telemetry
+        authorizer = self._authorizer(telemetry)
         self.store = RedisBackend(self._store_connector(telemetry), self.redis_health)
-        telemetry.redis_up = lambda: self.redis_health.up
         provider = ExternalMetricsProvider(
             self.store,
             self.config,
             snapshot_seconds=settings.response_cache_seconds,
             read_timeout_seconds=settings.request_timeout_seconds,
             clock=self.clock,
+            record_fallback=telemetry.fallbacks.inc,
+            record_dropped=telemetry.series_dropped.inc,
+            newest_timestamps=telemetry.newest_timestamps,
         )
-        telemetry.newest_timestamps = provider.newest_timestamps
-        provider.record_fallback = telemetry.fallbacks.inc
-        provider.record_dropped = telemetry.series_dropped.inc
         self.tls = ServingTls(settings.tls_cert_file, settings.tls_private_key_file, auth_config.all_cas)
         self.authenticator = Authenticator(
             auth_config,
@@ -165,6 +175,13 @@ class Server:
             max_query_length=settings.max_query_length,
             request_timeout_seconds=settings.request_timeout_seconds,
         )
+        self._built = True
+
+    async def start(self) -> None:
+        """Build the parts (unless :meth:`build` ran), bind the ports, start the background tasks."""
+        if not self._built:
+            await self.build()
+        settings, telemetry = self.settings, self.telemetry
         limits = dataclasses.replace(
             settings.connections, max_connections=connection_cap(settings.connections.max_connections)
         )
@@ -174,8 +191,7 @@ class Server:
         secure = await self._listen(
             secure_runner, limits, settings.bind_address, settings.secure_port, telemetry, self._tls_context
         )
-        telemetry.open_connections = lambda: secure.open_connections
-        self.secure_port = secure.port
+        self._secure, self.secure_port = secure, secure.port
         if settings.metrics_port is not None:
             metrics_runner = web.AppRunner(
                 _metrics_app(telemetry), access_log=None, shutdown_timeout=settings.shutdown_timeout_seconds
@@ -194,7 +210,7 @@ class Server:
             tasks.start_periodic(
                 "authentication-config",
                 settings.authentication_refresh_seconds,
-                lambda: self._refresh_auth(loader),
+                lambda: self._refresh_auth(self.auth_loader),
             ),
         ]
         logger.info(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import bisect
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -80,8 +80,15 @@ class Telemetry:
     """Every metric the server exports; ``newest_timestamps`` is read at scrape time."""
 
     def __init__(
-        self, newest_timestamps: Mapping[str, float] | None = None, clock: Callable[[], float] = time.time
+        self,
+        newest_timestamps: dict[str, float] | None = None,
+        clock: Callable[[], float] = time.time,
+        *,
+        redis_up: Callable[[], bool | None] = lambda: None,
+        open_connections: Callable[[], int] = lambda: 0,
     ) -> None:
+        """``redis_up`` (did Redis answer the last time: None before the first ask) and ``open_connections``
+        (of the secure port) are read at scrape time; ``newest_timestamps`` is filled by the provider."""
         self.requests = Counter(
             "tidegauge_http_requests_total",
             "Requests answered, by HTTP code and kind of path.",
@@ -117,11 +124,9 @@ class Telemetry:
             "header-too-large, malformed-request, tls-handshake-failed).",
             ("reason",),
         )
-        self.open_connections: Callable[[], int] = lambda: 0
-        """Open connections of the secure port, read at scrape time."""
+        self.open_connections = open_connections
         self.newest_timestamps = newest_timestamps if newest_timestamps is not None else {}
-        self.redis_up: Callable[[], bool | None] = lambda: None
-        """Read at scrape time: did Redis answer the server's last request (None: not asked yet)?"""
+        self.redis_up = redis_up
         self._clock = clock
 
     def render(self) -> bytes:
