@@ -69,9 +69,11 @@ def wait_for(predicate: Any, seconds: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def redis_up_gauge(server: ServerThread) -> str:
+def redis_up_gauge(server: ServerThread) -> float:
     body = request(server.server.metrics_port, "/metrics", None).body.decode()
-    return next(line for line in body.splitlines() if line.startswith("tidegauge_redis_up "))
+    return float(
+        next(line for line in body.splitlines() if line.startswith("tidegauge_redis_up ")).split()[1]
+    )
 
 
 def test_redis_outage_keeps_readiness_and_discovery_answers_503_and_recovers_on_the_same_port(
@@ -84,7 +86,7 @@ def test_redis_outage_keeps_readiness_and_discovery_answers_503_and_recovers_on_
     settings = settings_for(pki, request_timeout_seconds=1.0)
     with ServerThread(settings, server_config(redis.url)) as server:
         assert metric(server, pki).status == 200
-        assert redis_up_gauge(server) == "tidegauge_redis_up 1"
+        assert redis_up_gauge(server) == 1
         # GIVEN Redis stops WHEN the HPA asks THEN a 503 Status well within the aggregator's timeout
         redis.stop()
         caplog.clear()
@@ -107,7 +109,7 @@ def test_redis_outage_keeps_readiness_and_discovery_answers_503_and_recovers_on_
             )
             assert discovery.status == 200
             assert discovery.json()["kind"] == "APIResourceList"
-            assert redis_up_gauge(server) == "tidegauge_redis_up 0"
+            assert redis_up_gauge(server) == 0
         # THEN the outage is logged once, not once per request
         warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
         assert len(warnings) == 1, [record.getMessage() for record in warnings]
@@ -117,7 +119,7 @@ def test_redis_outage_keeps_readiness_and_discovery_answers_503_and_recovers_on_
         try:
             seed(redis.url)
             wait_for(lambda: metric(server, pki).status == 200)
-            assert redis_up_gauge(server) == "tidegauge_redis_up 1"
+            assert redis_up_gauge(server) == 1
             assert request(server.port, "/readyz", pki.context()).status == 200
         finally:
             redis.stop()
