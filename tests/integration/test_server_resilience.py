@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.support.server_harness import (
+    PassThroughStore,
     Pki,
     Reply,
     ServerThread,
@@ -177,11 +178,11 @@ def test_rotated_serving_certificate_is_served_without_restart(pki: Pki, redis_s
         assert request(server.port, "/healthz", pki.context()).status == 200
 
 
-class SlowStore:
+class SlowStore(PassThroughStore):
     """An AsyncStore whose reads wait for ``release``, telling ``reading`` when one started."""
 
     def __init__(self, store: AsyncStore) -> None:
-        self.store = store
+        super().__init__(store)
         self.reading = threading.Event()
         self.release: asyncio.Event | None = None
 
@@ -190,15 +191,6 @@ class SlowStore:
         self.reading.set()
         await self.release.wait()
         return await self.store.read_latest(metric, selector)
-
-    async def list_metrics(self) -> list[Any]:
-        return await self.store.list_metrics()
-
-    async def ping(self) -> bool:
-        return await self.store.ping()
-
-    async def close(self) -> None:
-        await self.store.close()
 
 
 def test_shutdown_drains_in_flight_requests_and_stops_accepting(pki: Pki, redis_server: RedisServer) -> None:
