@@ -1,4 +1,5 @@
-"""The Redis schema: the only module that knows tidegauge's key names.
+"""The Redis schema: the only module that knows tidegauge's key names (the JSON records stored under
+them are encoded and decoded in :mod:`tidegauge.records`).
 
 Layout (schema version 1; every key of one metric shares the hash tag ``{<metric>}`` so a batch
 for one metric is one transaction, on standalone Redis and on Redis Cluster alike):
@@ -18,11 +19,10 @@ for one metric is one transaction, on standalone Redis and on Redis Cluster alik
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import redis
 import redis.exceptions
@@ -34,11 +34,19 @@ from tidegauge.model import (
     MetricInfo,
     Sample,
     SeriesKey,
-    parse_labels,
     series_id,
     validate_metric_name,
 )
-from tidegauge.ratelimit_log import RateLimitedLog
+from tidegauge.records import (
+    InvalidRecordHook,
+    LabelMatcher,
+    SeriesCache,
+    decode_status,
+    encode_sample,
+    encode_status,
+    select,
+    valid_sample,
+)
 from tidegauge.redis_connection import AsyncClient, ConnectionSettings, SyncClient, connect, connect_async
 
 logger = logging.getLogger(__name__)
@@ -48,11 +56,7 @@ SCHEMA_KEY = "tg:schema"
 METRICS_KEY = "tg:metrics"
 COLLECTORS_KEY = "tg:collectors"
 DEFAULT_HISTORY_LENGTH = 1440
-MAX_ERRORS_KEPT = 20
 WRITE_ATTEMPTS = 5
-LABEL_CACHE_SIZE = 200_000
-INVALID_LOG_INTERVAL_SECONDS = 60.0
-"""An invalid stored record is logged at most once per interval per metric (the rest are counted)."""
 
 
 def latest_key(metric: str) -> str:
@@ -83,12 +87,6 @@ def marker_key(source: str) -> str:
     return f"tg:marker:{{{source}}}"
 
 
-class LabelMatcher(Protocol):
-    """Anything that decides whether a label set is selected (see :mod:`tidegauge.selectors`)."""
-
-    def matches(self, labels: Mapping[str, str], /) -> bool: ...
-
-
 class StoreError(OperationFailed):
     """Redis answered with an error the caller cannot fix by retrying."""
 
@@ -100,14 +98,6 @@ class StoreUnavailable(StoreError):
         "check the Redis URL (--redis-url, $TIDEGAUGE_REDIS_URL or redis.url in the config), that the server "
         "runs and that this machine may reach it"
     )
-
-
-class InvalidRecord(ValueError):
-    """A stored record that is not a valid sample (bad JSON, non-finite or implausible times)."""
-
-
-InvalidRecordHook = Callable[[str, str], None]
-"""Told ``(metric, label string)`` of each invalid record a read skipped (e.g. to count it)."""
 
 
 @contextlib.contextmanager
@@ -123,94 +113,6 @@ def translate_errors(action: str) -> Iterator[None]:
         raise StoreError(f"Redis error while trying to {action}: {error}") from error
 
 
-def encode_sample(sample: Sample) -> str:
-    return json.dumps(
-        {"v": sample.value, "t": sample.timestamp, "c": sample.collected_at, "src": sample.source},
-        separators=(",", ":"),
-    )
-
-
-def decode_sample(key: SeriesKey, raw: str) -> Sample:
-    """The sample a record holds; :class:`InvalidRecord` if it is not one a writer may store now."""
-    try:
-        data = json.loads(raw)
-        return Sample(key, float(data["v"]), float(data["t"]), float(data["c"]), str(data.get("src", "")))
-    except (ValueError, KeyError, TypeError) as error:  # InvalidSeriesError is a ValueError
-        raise InvalidRecord(f"stored record of {key.metric} {key.label_string!r} refused: {error}") from error
-
-
-def valid_sample(key: SeriesKey, raw: str | None) -> Sample | None:
-    """The stored sample, or None when there is none or it is invalid (e.g. an old writer's inf time)."""
-    if raw is None:
-        return None
-    try:
-        return decode_sample(key, raw)
-    except InvalidRecord:
-        return None
-
-
-class _SeriesCache:
-    """Parsed label strings and the last decoded sample per series.
-
-    A read of 10,000 series then re-parses nothing that did not change since the previous read:
-    the server reads the same hash every few seconds and collectors rewrite it every ~15 s.
-    """
-
-    def __init__(self, size: int = LABEL_CACHE_SIZE, on_invalid: InvalidRecordHook | None = None) -> None:
-        self._size = size
-        self._on_invalid = on_invalid
-        self._invalid_log = RateLimitedLog(logger, INVALID_LOG_INTERVAL_SECONDS)
-        self._labels: dict[str, tuple[dict[str, str], tuple[tuple[str, str], ...]]] = {}
-        self._samples: dict[tuple[str, str], tuple[str, Sample]] = {}
-
-    def labels(self, label_string: str) -> tuple[dict[str, str], tuple[tuple[str, str], ...]]:
-        entry = self._labels.get(label_string)
-        if entry is None:
-            labels = parse_labels(label_string)
-            entry = (labels, tuple(sorted(labels.items())))
-            if len(self._labels) >= self._size:
-                self._labels.clear()
-            self._labels[label_string] = entry
-        return entry
-
-    def sample(
-        self, metric: str, label_string: str, pairs: tuple[tuple[str, str], ...], raw: str
-    ) -> Sample | None:
-        """The decoded sample, or None (logged rate-limited, reported) for an invalid record."""
-        slot = (metric, label_string)
-        cached = self._samples.get(slot)
-        if cached is not None and cached[0] == raw:
-            return cached[1]
-        try:
-            sample = decode_sample(SeriesKey(metric, pairs), raw)
-        except InvalidRecord as error:
-            self._invalid(metric, label_string, error)
-            return None
-        if len(self._samples) >= self._size:
-            self._samples.clear()
-        self._samples[slot] = (raw, sample)
-        return sample
-
-    def _invalid(self, metric: str, label_string: str, error: InvalidRecord) -> None:
-        if self._on_invalid is not None:
-            self._on_invalid(metric, label_string)
-        self._invalid_log.warning("skipping an invalid stored series of %s: %s", metric, error, key=metric)
-
-
-def _select(
-    metric: str, entries: Mapping[str, str], selector: LabelMatcher | None, cache: _SeriesCache
-) -> list[Sample]:
-    samples: list[Sample] = []
-    # Sorting the canonical label strings is several times cheaper than sorting the label tuples.
-    for label_string in sorted(entries):
-        labels, pairs = cache.labels(label_string)
-        if selector is None or selector.matches(labels):
-            sample = cache.sample(metric, label_string, pairs, entries[label_string])
-            if sample is not None:
-                samples.append(sample)
-    return samples
-
-
 def _metric_info(name: str, meta: Mapping[str, str], series_count: int) -> MetricInfo:
     sources = sorted(
         field.removeprefix(SOURCE_FIELD_PREFIX) for field in meta if field.startswith(SOURCE_FIELD_PREFIX)
@@ -223,44 +125,6 @@ def _metric_info(name: str, meta: Mapping[str, str], series_count: int) -> Metri
         source=",".join(sources) if sources else meta.get("source", ""),
         updated_at=float(meta.get("updated_at", 0.0)),
         series_count=series_count,
-    )
-
-
-def encode_status(status: CollectorStatus) -> str:
-    return json.dumps(
-        {
-            "source": status.source,
-            "kind": status.kind,
-            "started_at": status.started_at,
-            "finished_at": status.finished_at,
-            "ok": status.ok,
-            "samples_written": status.samples_written,
-            "series_failed": status.series_failed,
-            "errors": list(status.errors[:MAX_ERRORS_KEPT]),
-            "api_calls": dict(status.api_calls),
-            "metrics_requested": status.metrics_requested,
-            "duration_share_seconds": status.duration_share_seconds,
-            "series_no_data": status.series_no_data,
-        },
-        separators=(",", ":"),
-    )
-
-
-def decode_status(raw: str) -> CollectorStatus:
-    data: dict[str, Any] = json.loads(raw)
-    return CollectorStatus(
-        source=str(data["source"]),
-        kind=str(data.get("kind", "")),
-        started_at=float(data["started_at"]),
-        finished_at=float(data["finished_at"]),
-        ok=bool(data["ok"]),
-        samples_written=int(data.get("samples_written", 0)),
-        series_failed=int(data.get("series_failed", 0)),
-        errors=tuple(str(error) for error in data.get("errors", ())),
-        api_calls={str(name): int(count) for name, count in data.get("api_calls", {}).items()},
-        metrics_requested=int(data.get("metrics_requested", 0)),
-        duration_share_seconds=float(data.get("duration_share_seconds", data.get("compute_seconds", 0.0))),
-        series_no_data=int(data.get("series_no_data", 0)),
     )
 
 
@@ -294,7 +158,7 @@ class Store:
     ) -> None:
         self.client = client
         self.history_length = history_length
-        self._cache = _SeriesCache(on_invalid=on_invalid)
+        self._cache = SeriesCache(on_invalid=on_invalid)
 
     @classmethod
     def connect(cls, settings: ConnectionSettings, *, history_length: int = DEFAULT_HISTORY_LENGTH) -> Store:
@@ -388,7 +252,7 @@ class Store:
         """
         with translate_errors(f"read {metric}"):
             entries: dict[str, str] = self.client.hgetall(latest_key(metric))
-        return _select(metric, entries, selector, self._cache)
+        return select(metric, entries, selector, self._cache)
 
     def read_history(self, key: SeriesKey, *, count: int = 100) -> list[HistoryPoint]:
         """Up to ``count`` newest history points of one series, oldest first."""
@@ -529,7 +393,7 @@ class AsyncStore:
 
     def __init__(self, client: AsyncClient, *, on_invalid: InvalidRecordHook | None = None) -> None:
         self.client = client
-        self._cache = _SeriesCache(on_invalid=on_invalid)
+        self._cache = SeriesCache(on_invalid=on_invalid)
 
     @classmethod
     def connect(
@@ -552,7 +416,7 @@ class AsyncStore:
     async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
         with translate_errors(f"read {metric}"):
             entries: dict[str, str] = await self.client.hgetall(latest_key(metric))
-        return _select(metric, entries, selector, self._cache)
+        return select(metric, entries, selector, self._cache)
 
     async def metric_names(self) -> set[str]:
         with translate_errors("list metrics"):

@@ -37,9 +37,10 @@ from tests.support.server_harness import (
 )
 from tidegauge.localredis import RedisServer, free_port
 from tidegauge.model import Sample
+from tidegauge.records import LabelMatcher
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode, ConnectionLimits
-from tidegauge.store import AsyncStore, LabelMatcher, Store
+from tidegauge.store import AsyncStore, Store
 
 pytestmark = pytest.mark.integration
 

@@ -38,8 +38,9 @@ from tidegauge.localredis import (
     free_ports,
 )
 from tidegauge.model import Sample
+from tidegauge.records import LabelMatcher
 from tidegauge.redis_connection import ConnectionSettings
-from tidegauge.store import AsyncStore, LabelMatcher, Store, latest_key
+from tidegauge.store import AsyncStore, Store, latest_key
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,10 @@ from typing import Any, TypeVar
 from tests.support.pki import CertificateAuthority, Issued
 from tidegauge.config import Config, parse_config
 from tidegauge.model import Sample
+from tidegauge.records import LabelMatcher
 from tidegauge.server.runner import Server
 from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode, ServerSettings
-from tidegauge.store import AsyncStore, LabelMatcher
+from tidegauge.store import AsyncStore
 
 T = TypeVar("T")
 

@@ -7,9 +7,10 @@ import asyncio
 import pytest
 
 from tidegauge.model import MetricInfo, Sample
+from tidegauge.records import LabelMatcher
 from tidegauge.server.backend import RedisBackend, ServerStore
 from tidegauge.server.health import RedisHealth
-from tidegauge.store import LabelMatcher, StoreUnavailable
+from tidegauge.store import StoreUnavailable
 
 
 class FakeMonotonic:

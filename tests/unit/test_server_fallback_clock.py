@@ -8,9 +8,9 @@ import pytest
 
 from tests.support.server_harness import server_config
 from tidegauge.model import MetricInfo, Sample
+from tidegauge.records import LabelMatcher
 from tidegauge.selectors import parse_selector
 from tidegauge.server.provider import UNFRESH_PER_NAMESPACE, ExternalMetricsProvider, MetricNotFound
-from tidegauge.store import LabelMatcher
 
 CONFIG = server_config("redis://127.0.0.1:1/0")  # db_load: fallback 0.5 after 60 s; shop and default read it
 

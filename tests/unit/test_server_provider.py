@@ -10,9 +10,10 @@ import pytest
 
 from tests.support.server_harness import server_config
 from tidegauge.model import MetricInfo, Sample
+from tidegauge.records import LabelMatcher
 from tidegauge.selectors import parse_selector
 from tidegauge.server.provider import ExternalMetricsProvider, MetricNotFound
-from tidegauge.store import LabelMatcher, StoreUnavailable
+from tidegauge.store import StoreUnavailable
 
 NOW = 1_700_000_000.0
 CONFIG = server_config(

@@ -14,9 +14,10 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from tidegauge.model import Sample
+from tidegauge.records import InvalidRecordHook, LabelMatcher
 from tidegauge.redis_connection import ConnectionSettings, cluster_enabled_async
 from tidegauge.server.health import RedisHealth
-from tidegauge.store import AsyncStore, InvalidRecordHook, LabelMatcher, StoreUnavailable, translate_errors
+from tidegauge.store import AsyncStore, StoreUnavailable, translate_errors
 
 logger = logging.getLogger(__name__)
 

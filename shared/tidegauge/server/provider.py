@@ -40,9 +40,10 @@ from tidegauge.config import ExposureDecision, MetricPolicy
 from tidegauge.model import METRIC_NAME_PATTERN, Sample
 from tidegauge.quantity import QuantityError
 from tidegauge.ratelimit_log import RateLimitedLog
+from tidegauge.records import LabelMatcher
 from tidegauge.selectors import Operator, Selector, parse_selector
 from tidegauge.server.types import ExternalMetricValue
-from tidegauge.store import LabelMatcher, StoreUnavailable
+from tidegauge.store import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
