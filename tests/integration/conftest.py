@@ -5,10 +5,20 @@ Marked here by folder, so a new file cannot forget it and ``pytest -m "not integ
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+from tests.support.server_harness import Pki
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration/" in item.nodeid:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    """A fresh set of CAs and certificates (server, client, front proxy) in the test's own folder."""
+    return Pki(tmp_path)

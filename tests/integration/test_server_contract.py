@@ -17,13 +17,12 @@ from tests.support.server_harness import (
     ServerThread,
     aggregator_headers,
     request,
+    seed,
     server_config,
     settings_for,
 )
 from tidegauge.localredis import RedisServer
 from tidegauge.model import Sample
-from tidegauge.redis_connection import ConnectionSettings
-from tidegauge.store import Store
 
 pytestmark = pytest.mark.integration
 
@@ -44,8 +43,6 @@ def source_time() -> float:
 @pytest.fixture(scope="module")
 def server(pki: Pki, redis_server: RedisServer, source_time: float) -> Iterator[ServerThread]:
     now = time.time()
-    store = Store.connect(ConnectionSettings(redis_server.url))
-    store.client.flushall()  # type: ignore[attr-defined]
     samples = [
         Sample.of("sqs_messages", {"queue": q, "state": s}, v, source_time, source="orders")
         for q, s, v in [
@@ -57,8 +54,7 @@ def server(pki: Pki, redis_server: RedisServer, source_time: float) -> Iterator[
     ]
     samples.append(Sample.of("sqs_messages", {"queue": "old", "state": "visible"}, 7, now - 1000))
     samples.append(Sample.of("db_load", {"instance": "main"}, 2.5e6, now - 1000))
-    store.write(samples)
-    store.close()
+    seed(redis_server.url, samples, flush=True)
     with ServerThread(settings_for(pki), server_config(redis_server.url)) as thread:
         yield thread
 

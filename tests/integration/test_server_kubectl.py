@@ -8,16 +8,13 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.support.server_harness import Pki, ServerThread, server_config, settings_for
+from tests.support.server_harness import Pki, ServerThread, seed, server_config, settings_for
 from tidegauge.localredis import RedisServer
 from tidegauge.model import Sample
-from tidegauge.redis_connection import ConnectionSettings
-from tidegauge.store import Store
 
 pytestmark = pytest.mark.integration
 
@@ -25,22 +22,13 @@ KUBECTL = shutil.which("kubectl")
 
 
 @pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return Pki(tmp_path)
-
-
-@pytest.fixture
 def server(pki: Pki, redis_server: RedisServer) -> Iterator[ServerThread]:
-    store = Store.connect(ConnectionSettings(redis_server.url))
-    store.client.flushall()  # type: ignore[attr-defined]
     now = time.time()
-    store.write(
-        [
-            Sample.of("sqs_messages", {"queue": queue, "state": "visible"}, value, now)
-            for queue, value in [("orders", 10), ("payments", 20), ("refunds", 40)]
-        ]
-    )
-    store.close()
+    samples = [
+        Sample.of("sqs_messages", {"queue": queue, "state": "visible"}, value, now)
+        for queue, value in [("orders", 10), ("payments", 20), ("refunds", 40)]
+    ]
+    seed(redis_server.url, samples, flush=True)
     with ServerThread(settings_for(pki), server_config(redis_server.url)) as thread:
         yield thread
 

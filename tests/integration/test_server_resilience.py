@@ -25,7 +25,9 @@ from tests.support.server_harness import (
     Reply,
     ServerThread,
     aggregator_headers,
+    orders_sample,
     request,
+    seed,
     server_config,
     settings_for,
 )
@@ -40,22 +42,11 @@ from tidegauge.localredis import (
 from tidegauge.model import Sample
 from tidegauge.records import LabelMatcher
 from tidegauge.redis_connection import ConnectionSettings
-from tidegauge.store import AsyncStore, Store, latest_key
+from tidegauge.store import AsyncStore, latest_key
 
 pytestmark = pytest.mark.integration
 
 METRIC_PATH = "/apis/external.metrics.k8s.io/v1beta1/namespaces/shop/sqs_messages"
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return Pki(tmp_path)
-
-
-def seed(url: str) -> None:
-    store = Store.connect(ConnectionSettings(url))
-    store.write([Sample.of("sqs_messages", {"queue": "orders"}, 5, time.time())])
-    store.close()
 
 
 def metric(server: ServerThread, pki: Pki, path: str = METRIC_PATH) -> Reply:
@@ -83,7 +74,7 @@ def test_redis_outage_keeps_readiness_and_discovery_answers_503_and_recovers_on_
 ) -> None:
     port = free_port()
     redis = RedisServer(port=port).start()
-    seed(redis.url)
+    seed(redis.url, [orders_sample()])
     # The metric-list refresh (its own WARNING when Redis is down) stays out of the counted window.
     settings = settings_for(pki, request_timeout_seconds=1.0)
     with ServerThread(settings, server_config(redis.url)) as server:
@@ -119,7 +110,7 @@ def test_redis_outage_keeps_readiness_and_discovery_answers_503_and_recovers_on_
         # WHEN Redis comes back on the same port THEN answers recover without a restart
         redis = RedisServer(port=port).start()
         try:
-            seed(redis.url)
+            seed(redis.url, [orders_sample()])
             wait_for(lambda: metric(server, pki).status == 200)
             assert redis_up_gauge(server) == 1
             assert request(server.port, "/readyz", pki.context()).status == 200
@@ -143,7 +134,7 @@ def test_server_started_before_its_cluster_answers_503_then_reads_in_cluster_mod
         assert request(server.port, "/readyz", pki.context()).status == 200
         # WHEN the cluster comes up on those ports THEN the metric is served: never a 500 (MOVED)
         with cluster:
-            seed(cluster.url)
+            seed(cluster.url, [orders_sample()])
             codes: list[int] = []
 
             def answered() -> bool:
@@ -195,7 +186,7 @@ class SlowStore(PassThroughStore):
 
 
 def test_shutdown_drains_in_flight_requests_and_stops_accepting(pki: Pki, redis_server: RedisServer) -> None:
-    seed(redis_server.url)
+    seed(redis_server.url, [orders_sample()])
     slow = SlowStore(AsyncStore.connect(ConnectionSettings(redis_server.url, cluster=False)))
     server = ServerThread(settings_for(pki), server_config(redis_server.url), store=slow)
     replies: list[Reply] = []

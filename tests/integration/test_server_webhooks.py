@@ -16,25 +16,19 @@ from tests.support.server_harness import (
     Pki,
     ServerThread,
     aggregator_headers,
+    orders_sample,
     request,
+    seed,
     server_config,
     settings_for,
 )
 from tidegauge.localredis import RedisServer
-from tidegauge.model import Sample
-from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode
-from tidegauge.store import Store
 
 pytestmark = pytest.mark.integration
 
 EXTERNAL = "/apis/external.metrics.k8s.io/v1beta1"
 METRIC_PATH = f"{EXTERNAL}/namespaces/shop/sqs_messages"
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return Pki(tmp_path)
 
 
 @pytest.fixture
@@ -48,10 +42,7 @@ def kube(tmp_path: Path) -> Iterator[FakeKubeApiServer]:
 
 @pytest.fixture
 def seeded(redis_server: RedisServer) -> str:
-    store = Store.connect(ConnectionSettings(redis_server.url))
-    store.write([Sample.of("sqs_messages", {"queue": "orders"}, 5, time.time())])
-    store.close()
-    return redis_server.url
+    return seed(redis_server.url, [orders_sample()])
 
 
 @pytest.fixture

@@ -11,17 +11,19 @@ import socket
 import ssl
 import subprocess
 import threading
-from collections.abc import Coroutine, Mapping
+import time
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from tests.support.pki import CertificateAuthority, Issued
 from tidegauge.config import Config, parse_config
 from tidegauge.model import Sample
 from tidegauge.records import LabelMatcher
+from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.server.runner import Server
 from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode, ServerSettings
-from tidegauge.store import AsyncStore
+from tidegauge.store import AsyncStore, Store
 
 T = TypeVar("T")
 
@@ -200,6 +202,23 @@ def request(
         return Reply(response.status, response.headers, response.read())
     finally:
         connection.close()
+
+
+def seed(redis_url: str, samples: Sequence[Sample], *, flush: bool = False) -> str:
+    """Write ``samples`` into the Redis at ``redis_url`` (emptied first with ``flush``); returns the URL."""
+    store = Store.connect(ConnectionSettings(redis_url))
+    try:
+        if flush:
+            cast(Any, store.client).flushall()
+        store.write(samples)
+    finally:
+        store.close()
+    return redis_url
+
+
+def orders_sample(value: float = 5) -> Sample:
+    """The one fresh series most server tests read: ``sqs_messages{queue="orders"}``."""
+    return Sample.of("sqs_messages", {"queue": "orders"}, value, time.time())
 
 
 class PassThroughStore:
