@@ -36,7 +36,7 @@ from tidegauge.demo.processes import (
     spawn,
 )
 from tidegauge.localredis import RedisServer, RedisServerNotFound, RedisServerStartError, free_port
-from tidegauge.redis_connection import ConnectionSettings
+from tidegauge.redis_settings import connection_settings
 from tidegauge.store import Store, StoreError
 
 logger = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ class Stack:
         if given:
             self.redis_url = given
             try:
-                store = Store.connect(ConnectionSettings(given))
+                store = Store.connect(connection_settings(RedisSettings(url=given)))
                 try:
                     store.ping()
                 finally:
@@ -305,7 +305,7 @@ class Stack:
             raise StackError(str(error)) from error
 
     def _read_usage(self, sources: list[str]) -> dict[str, dict[str, float]]:
-        store = Store.connect(ConnectionSettings(self.redis_url))
+        store = Store.connect(connection_settings(RedisSettings(url=self.redis_url)))
         try:
             return {source: store.read_usage(source) for source in sources}
         finally:
