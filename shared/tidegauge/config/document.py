@@ -131,8 +131,7 @@ def _parse_redis(root: Section, url_override: tuple[str, str] | None) -> RedisSe
     username = section.string("username")
     password_secret = section.string("password_secret", max_length=2048)
     if password_secret is not None and not (
-        names.SECRET_ARN.pattern.fullmatch(password_secret)
-        or names.SECRET_NAME.pattern.fullmatch(password_secret)
+        names.SECRET_ARN.accepts(password_secret) or names.SECRET_NAME.accepts(password_secret)
     ):
         root.issues.add(
             "redis.password_secret",

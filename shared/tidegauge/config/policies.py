@@ -35,7 +35,7 @@ def parse_metric_entries(root: Section, produced: set[str]) -> dict[str, tuple[s
     result: dict[str, tuple[str, MetricEntry]] = {}
     for metric, body in raw.items():
         path = f"metrics.{metric}"
-        if not isinstance(metric, str) or not names.METRIC_NAME.pattern.fullmatch(metric):
+        if not isinstance(metric, str) or not names.METRIC_NAME.accepts(metric):
             root.issues.add(path, f"{metric!r} is not a valid metric name", names.METRIC_NAME.fix)
             continue
         if metric not in produced:
@@ -89,7 +89,7 @@ def parse_exposure(root: Section, produced: set[str]) -> tuple[ExposureRule, ...
             "namespaces", required=True, fix="list namespaces (globs allowed, e.g. team-*)"
         )
         for item_path, pattern in namespaces or []:
-            if not _GLOB_CHARACTERS & set(pattern) and not names.NAMESPACE.pattern.fullmatch(pattern):
+            if not _GLOB_CHARACTERS & set(pattern) and not names.NAMESPACE.accepts(pattern):
                 root.issues.add(
                     item_path,
                     f"{pattern!r} is not a Kubernetes namespace name",

@@ -60,8 +60,7 @@ def parse_query(issues: Issues, path: str, raw: Any, lookback: int) -> CloudWatc
     metric = section.string(
         "metric",
         required=kind != "preset/identifier",
-        pattern=names.METRIC_NAME.pattern,
-        what="metric name",
+        grammar=names.METRIC_NAME,
         fix=names.METRIC_NAME.fix
         if section.has("metric")
         else "name the metric this query serves, e.g. metric: orders",
@@ -123,7 +122,7 @@ def _parse_identifier(section: Section, preset: Preset | None) -> str:
     identifier = section.string("identifier", max_length=1024)
     if identifier is None or preset is None:
         return ""
-    if not names.LABEL_VALUE.pattern.fullmatch(identifier):
+    if not names.LABEL_VALUE.accepts(identifier):
         section.issues.add(
             section.at("identifier"),
             f"{identifier!r} cannot be the value of label {preset.label!r}",

@@ -7,7 +7,6 @@ and returns None (or the default), so validation continues and every problem is 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -56,8 +55,7 @@ class Section:
         key: str,
         *,
         required: bool = False,
-        pattern: re.Pattern[str] | None = None,
-        what: str = "",
+        grammar: names.Grammar | None = None,
         max_length: int | None = None,
         fix: str = "",
     ) -> str | None:
@@ -75,8 +73,8 @@ class Section:
         if max_length is not None and len(value) > max_length:
             self.issues.add(self.at(key), f"is longer than {max_length} characters", fix or f"shorten {key}")
             return None
-        if pattern is not None and not pattern.fullmatch(value):
-            self.issues.add(self.at(key), f"{value!r} is not a valid {what or key}", fix or f"correct {key}")
+        if grammar is not None and not grammar.accepts(value):
+            self.issues.add(self.at(key), f"{value!r} is not a valid {grammar.what}", fix or grammar.fix)
             return None
         return value
 
@@ -263,8 +261,8 @@ def parse_labels(section: Section, *, reserved: Sequence[str] = (), reserved_fix
                 f"overrides the reserved label {key!r}",
                 reserved_fix,
             )
-        elif not names.LABEL_KEY.pattern.fullmatch(key) or len(key) > 317:
+        elif not names.LABEL_KEY.accepts(key):
             section.issues.add(path, f"{key!r} is not a valid label key", names.LABEL_KEY.fix)
-        elif not names.LABEL_VALUE.pattern.fullmatch(value):
+        elif not names.LABEL_VALUE.accepts(value):
             section.issues.add(path, f"{value!r} is not a valid label value", names.LABEL_VALUE.fix)
     return tuple(sorted((key, value) for _, key, value in entries))

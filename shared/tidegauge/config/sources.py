@@ -22,7 +22,12 @@ from tidegauge.config.queries import parse_query
 from tidegauge.config.schema import CLOUDWATCH_KEYS, QUEUES_KEYS, SOURCE_TYPES, SQS_KEYS
 from tidegauge.config.section import Section, parse_labels
 
-_SOURCE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_SOURCE_NAME = names.Grammar(
+    what="source name",
+    pattern=re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z"),
+    max_length=63,
+    fix="use at most 63 lower-case letters, digits and '-', starting and ending alphanumeric",
+)
 _QUEUE_NAME = re.compile(r"(?=.{1,80}\Z)[A-Za-z0-9_-]+(\.fifo)?")
 _QUEUE_PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,80}")
 _SQS_HOST_REGION = re.compile(
@@ -88,25 +93,19 @@ def _parse_source(issues: Issues, path: str, raw: Any) -> Source | None:
         name=section.string(
             "name",
             required=True,
-            pattern=_SOURCE_NAME,
-            what="source name",
-            fix="use at most 63 lower-case letters, digits and '-', starting and ending alphanumeric",
+            grammar=_SOURCE_NAME,
         )
         or "",
         region=section.string(
             "region",
             required=True,
-            pattern=names.REGION.pattern,
-            what="AWS region",
-            fix="use an AWS region code such as eu-west-1",
+            grammar=names.REGION,
         )
         or "",
         account=_parse_account(section),
         role_arn=section.string(
             "role_arn",
-            pattern=names.ROLE_ARN.pattern,
-            what="IAM role ARN",
-            fix="use arn:aws:iam::<12-digit account>:role/<name>, or remove it to use the function's role",
+            grammar=names.ROLE_ARN,
         ),
     )
     return _parse_sqs(section, common) if kind == "sqs" else _parse_cloudwatch(section, common)
@@ -123,9 +122,7 @@ def _parse_account(section: Section) -> str | None:
         return None
     return section.string(
         "account",
-        pattern=names.ACCOUNT.pattern,
-        what="AWS account id",
-        fix='use the 12-digit account id in quotes, e.g. "123456789012"',
+        grammar=names.ACCOUNT,
     )
 
 
@@ -167,10 +164,7 @@ def _parse_sqs(section: Section, common: _Common) -> SqsSource:
         queue_names=tuple(queue_names),
         queue_prefixes=tuple(prefixes),
         queue_tags=tags,
-        metric=section.string(
-            "metric", pattern=names.METRIC_NAME.pattern, what="metric name", fix=names.METRIC_NAME.fix
-        )
-        or DEFAULT_SQS_METRIC,
+        metric=section.string("metric", grammar=names.METRIC_NAME) or DEFAULT_SQS_METRIC,
         labels=parse_labels(
             section,
             reserved=RESERVED_SQS_LABELS,
@@ -198,7 +192,7 @@ def _check_queue(issues: Issues, path: str, name: str, common: _Common) -> bool:
         parts.scheme not in ("http", "https")
         or not parts.hostname
         or len(segments) != 2
-        or not names.ACCOUNT.pattern.fullmatch(segments[0])
+        or not names.ACCOUNT.accepts(segments[0])
         or not _QUEUE_NAME.fullmatch(segments[1])
     ):
         issues.add(
