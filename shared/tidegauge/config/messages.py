@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -36,6 +35,8 @@ def unknown(what: str, name: str, allowed: Iterable[str]) -> str:
 
 
 def did_you_mean(name: str, allowed: Iterable[str]) -> str:
+    import difflib  # only a document with a mistake needs it: kept out of every cold start (~1 ms)
+
     close = difflib.get_close_matches(name, list(allowed), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
