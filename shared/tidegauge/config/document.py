@@ -22,7 +22,15 @@ from tidegauge.config.model import (
     producers,
 )
 from tidegauge.config.policies import parse_exposure, parse_metric_entries
-from tidegauge.config.schema import DEFAULTS_KEYS, REDIS_KEYS, SAMPLING_KEYS, TOP_LEVEL_KEYS
+from tidegauge.config.schema import (
+    DEFAULTS_KEYS,
+    DEFAULTS_NUMBERS,
+    REDIS_KEYS,
+    REDIS_NUMBERS,
+    SAMPLING_KEYS,
+    SAMPLING_NUMBERS,
+    TOP_LEVEL_KEYS,
+)
 from tidegauge.config.section import Section
 from tidegauge.config.sources import parse_sources
 
@@ -157,11 +165,7 @@ def _parse_redis(root: Section, url_override: tuple[str, str] | None) -> RedisSe
         username=username,
         password_secret=password_secret,
         tls_ca_file=tls_ca_file,
-        socket_timeout_seconds=section.number("socket_timeout_seconds", 1.0, above=0, maximum=30),
-        history_length=section.integer(
-            "history_length", 1440, minimum=0, maximum=1_000_000, hint="0 disables history"
-        ),
-        retire_after_seconds=section.number("retire_after_seconds", 3600.0, minimum=60),
+        **section.numbers(RedisSettings, REDIS_NUMBERS),
     )
 
 
@@ -203,14 +207,9 @@ def _parse_cluster(section: Section) -> bool | None:
 
 def _parse_sampling(root: Section) -> SamplingSettings:
     section = root.section("sampling", SAMPLING_KEYS) or Section(root.issues, "sampling", {}, SAMPLING_KEYS)
-    return SamplingSettings(
-        interval_seconds=section.number("interval_seconds", 15.0, minimum=1, maximum=60),
-        quiet_period_seconds=section.number("quiet_period_seconds", 300.0, minimum=0),
-        max_workers=section.integer("max_workers", 16, minimum=1, maximum=256),
-        deadline_margin_seconds=section.number("deadline_margin_seconds", 3.0, minimum=0),
-    )
+    return SamplingSettings(**section.numbers(SamplingSettings, SAMPLING_NUMBERS))
 
 
 def _parse_defaults(root: Section) -> Defaults:
     section = root.section("defaults", DEFAULTS_KEYS) or Section(root.issues, "defaults", {}, DEFAULTS_KEYS)
-    return Defaults(max_age_seconds=section.number("max_age_seconds", 120.0, above=0))
+    return Defaults(**section.numbers(Defaults, DEFAULTS_NUMBERS))

@@ -2,13 +2,14 @@
 
 A section that mirrors one value class takes its keys from that class's fields, so adding a field adds
 the key. Sources and queries are shaped differently from their values (``type``, ``queues``, presets),
-so their keys are listed here.
+so their keys are listed here. The number settings of the plain sections are declared here with their
+ranges only: their type and default are the value class's (see ``Section.numbers``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from tidegauge.config.model import (
     Config,
@@ -64,3 +65,26 @@ QUERY_KINDS: Final = (
     ("expression/metrics", EXPRESSION_KEYS, EXPRESSION_KEYS),
     ("preset/identifier", PRESET_KEYS, PRESET_KEYS),
 )
+
+
+class Range(NamedTuple):
+    """The values a number setting may take, and a hint for its fix."""
+
+    minimum: float | None = None
+    above: float | None = None
+    maximum: float | None = None
+    hint: str = ""
+
+
+REDIS_NUMBERS: Final = {
+    "socket_timeout_seconds": Range(above=0, maximum=30),
+    "history_length": Range(minimum=0, maximum=1_000_000, hint="0 disables history"),
+    "retire_after_seconds": Range(minimum=60),
+}
+SAMPLING_NUMBERS: Final = {
+    "interval_seconds": Range(minimum=1, maximum=60),
+    "quiet_period_seconds": Range(minimum=0),
+    "max_workers": Range(minimum=1, maximum=256),
+    "deadline_margin_seconds": Range(minimum=0),
+}
+DEFAULTS_NUMBERS: Final = {"max_age_seconds": Range(above=0)}

@@ -6,6 +6,7 @@ and returns None (or the default), so validation continues and every problem is 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from tidegauge import names
 from tidegauge.config.errors import Issues
 from tidegauge.config.messages import constraint, describe, format_number, type_fix, unknown
 from tidegauge.config.model import Labels
+from tidegauge.config.schema import Range
 
 
 class Section:
@@ -160,6 +162,21 @@ class Section:
     ) -> int:
         value = self._number(key, integral=True, minimum=minimum, above=above, maximum=maximum, hint=hint)
         return default if value is None else int(value)
+
+    def numbers(self, value_class: Any, ranges: Mapping[str, Range]) -> dict[str, Any]:
+        """The number fields ``ranges`` names, each read as its field's type with the field's default."""
+        fields = {field.name: field for field in dataclasses.fields(value_class)}
+        values: dict[str, Any] = {}
+        for key, bounds in ranges.items():
+            default = fields[key].default
+            if isinstance(default, bool) or not isinstance(default, int | float):
+                raise TypeError(f"{value_class.__name__}.{key} is not a number field with a default")
+            limits = {"minimum": bounds.minimum, "above": bounds.above, "maximum": bounds.maximum}
+            if fields[key].type == "int" and isinstance(default, int):
+                values[key] = self.integer(key, default, **limits, hint=bounds.hint)
+            else:
+                values[key] = self.number(key, default, **limits, hint=bounds.hint)
+        return values
 
     def boolean(self, key: str, default: bool) -> bool:
         value = self.data.get(key)
