@@ -9,6 +9,9 @@ Layout: ``model`` (the frozen values everything else imports), ``presets``, ``er
 ``section`` (the typed reader), ``document``, ``sources``, ``queries`` and ``policies`` (mapping to
 values), ``checks`` (rules across the document), ``messages`` (shared wording) and ``default.yaml``
 (the built-in demo document).
+
+The validator is hand-written rather than a schema library: pydantic would add its own import, a
+multiple of this whole package's, to every Lambda cold start, and its ~9 MB to the layer and the image.
 """
 
 from __future__ import annotations
