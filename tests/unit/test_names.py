@@ -43,7 +43,8 @@ BOUNDARIES = [
     ),
     (names.SECRET_NAME, "s" * 512, "s" * 513),
 ]
-IDS = [grammar.what + ("" if not index else f" #{index}") for index, (grammar, _, _) in enumerate(BOUNDARIES)]
+GRAMMAR_NAMES = {id(value): key for key, value in vars(names).items() if isinstance(value, names.Grammar)}
+IDS = [GRAMMAR_NAMES[id(grammar)] for grammar, _, _ in BOUNDARIES]
 
 
 @pytest.mark.parametrize(("grammar", "longest", "too_long"), BOUNDARIES, ids=IDS)
@@ -58,11 +59,10 @@ def test_name_exactly_at_the_limit_is_accepted_and_one_over_is_refused(
 
 
 NAME_GRAMMARS = [row for row in BOUNDARIES if row[0] is not names.SERIES_LABEL_VALUE]
+NAME_IDS = [GRAMMAR_NAMES[id(grammar)] for grammar, _, _ in NAME_GRAMMARS]
 
 
-@pytest.mark.parametrize(
-    ("grammar", "longest", "_too_long"), NAME_GRAMMARS, ids=[row[0].what for row in NAME_GRAMMARS]
-)
+@pytest.mark.parametrize(("grammar", "longest", "_too_long"), NAME_GRAMMARS, ids=NAME_IDS)
 def test_name_with_a_trailing_newline_is_refused(
     grammar: names.Grammar, longest: str, _too_long: str
 ) -> None:
