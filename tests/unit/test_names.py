@@ -149,3 +149,19 @@ def test_selectors_use_the_same_label_limits() -> None:
     for text in (f"{PREFIX_253}e/n=v", f"{'n' * 64}=v", f"n={'v' * 64}"):
         with pytest.raises(SelectorError):
             parse_selector(text)
+
+
+def test_a_missing_or_empty_name_field_gets_the_grammars_fix() -> None:
+    # GIVEN an SQS source without a name and with an empty region
+    data = _config_with_labels({})
+    del data["sources"][0]["name"]
+    data["sources"][0]["region"] = " "
+    # WHEN it is validated THEN each issue says how to write that kind of name
+    with pytest.raises(ConfigError) as caught:
+        Config.from_mapping(data)
+    fixes = {issue.field: (issue.problem, issue.fix) for issue in caught.value.errors}
+    assert fixes["sources[0].name"] == (
+        "is required",
+        "use at most 63 lower-case letters, digits and '-', starting and ending alphanumeric",
+    )
+    assert fixes["sources[0].region"] == ("is empty", names.REGION.fix)

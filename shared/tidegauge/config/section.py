@@ -61,6 +61,8 @@ class Section:
         max_length: int | None = None,
         fix: str = "",
     ) -> str | None:
+        """The string at ``key``; ``fix`` (by default the grammar's) is the fix of every issue with it."""
+        fix = fix or (grammar.fix if grammar is not None else "")
         value = self.data.get(key)
         if value is None:
             if required:
@@ -76,7 +78,7 @@ class Section:
             self.issues.add(self.at(key), f"is longer than {max_length} characters", fix or f"shorten {key}")
             return None
         if grammar is not None and not grammar.accepts(value):
-            self.issues.add(self.at(key), f"{value!r} is not a valid {grammar.what}", fix or grammar.fix)
+            self.issues.add(self.at(key), f"{value!r} is not a valid {grammar.what}", fix)
             return None
         return value
 
