@@ -23,10 +23,10 @@ from tidegauge.config.schema import CLOUDWATCH_KEYS, QUEUES_KEYS, SOURCE_TYPES, 
 from tidegauge.config.section import Section, parse_labels
 
 _SOURCE_NAME = names.Grammar(
-    what="source name",
-    pattern=re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z"),
-    max_length=63,
-    fix="use at most 63 lower-case letters, digits and '-', starting and ending alphanumeric",
+    "source name",
+    r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z",
+    63,
+    "use at most 63 lower-case letters, digits and '-', starting and ending alphanumeric",
 )
 _QUEUE_NAME = re.compile(r"(?=.{1,80}\Z)[A-Za-z0-9_-]+(\.fifo)?")
 _QUEUE_PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,80}")
