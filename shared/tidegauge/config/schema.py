@@ -88,3 +88,5 @@ SAMPLING_NUMBERS: Final = {
     "deadline_margin_seconds": Range(minimum=0),
 }
 DEFAULTS_NUMBERS: Final = {"max_age_seconds": Range(above=0)}
+SQS_NUMBERS: Final = {"disappeared_grace_seconds": Range(minimum=0)}
+CLOUDWATCH_NUMBERS: Final = {"lookback_seconds": Range(minimum=60, maximum=14 * 86400)}

@@ -19,7 +19,14 @@ from tidegauge.config.model import (
     SqsSource,
 )
 from tidegauge.config.queries import parse_query
-from tidegauge.config.schema import CLOUDWATCH_KEYS, QUEUES_KEYS, SOURCE_TYPES, SQS_KEYS
+from tidegauge.config.schema import (
+    CLOUDWATCH_KEYS,
+    CLOUDWATCH_NUMBERS,
+    QUEUES_KEYS,
+    SOURCE_TYPES,
+    SQS_KEYS,
+    SQS_NUMBERS,
+)
 from tidegauge.config.section import Section, parse_labels
 
 _SOURCE_NAME = names.Grammar(
@@ -171,7 +178,7 @@ def _parse_sqs(section: Section, common: _Common) -> SqsSource:
             reserved_fix="rename or remove it: queue, region, account and state are set per queue",
         ),
         max_age_seconds=section.optional_number("max_age_seconds", above=0),
-        disappeared_grace_seconds=section.number("disappeared_grace_seconds", 600.0, minimum=0),
+        **section.numbers(SqsSource, SQS_NUMBERS),
     )
 
 
@@ -237,7 +244,7 @@ def _parse_tags(queues: Section) -> Labels:
 
 
 def _parse_cloudwatch(section: Section, common: _Common) -> CloudWatchSource:
-    lookback = section.integer("lookback_seconds", 600, minimum=60, maximum=14 * 86400)
+    lookback: int = section.numbers(CloudWatchSource, CLOUDWATCH_NUMBERS)["lookback_seconds"]
     elements = section.items(
         "queries", required=True, fix="add at least one query (metric stat, expression or preset)"
     )
