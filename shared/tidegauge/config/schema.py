@@ -2,8 +2,8 @@
 
 A section that mirrors one value class takes its keys from that class's fields, so adding a field adds
 the key. Sources and queries are shaped differently from their values (``type``, ``queues``, presets),
-so their keys are listed here. The number settings of the plain sections are declared here with their
-ranges only: their type and default are the value class's (see ``Section.numbers``).
+so their keys are listed here. Number settings are declared here with their ranges only: their type
+and default are the value class's (see ``Section.numbers``).
 """
 
 from __future__ import annotations
