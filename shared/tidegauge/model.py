@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-METRIC_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,199}\Z")
-LABEL_NAME_PATTERN = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,252}/)?[A-Za-z0-9_][-A-Za-z0-9_.]{0,62}\Z")
-MAX_LABEL_VALUE_LENGTH = 256
+from tidegauge import names
+
+METRIC_NAME_PATTERN = names.SERIES_METRIC_NAME.pattern
+"""Whole-string pattern of a stored metric name (kept for the server's provider, which imports it)."""
 EARLIEST_TIMESTAMP = 946_684_800.0
 """2000-01-01T00:00:00Z: anything older is a unit mistake (or zero), not a measurement."""
 MAX_FUTURE_SECONDS = 300.0
@@ -31,11 +32,8 @@ class InvalidSeriesError(ValueError):
 
 def validate_metric_name(metric: str) -> str:
     """Return ``metric`` if it is usable as a Redis hash tag and a Kubernetes path segment."""
-    if not METRIC_NAME_PATTERN.match(metric):
-        raise InvalidSeriesError(
-            f"invalid metric name {metric!r}: use 1-200 characters of letters, digits, '_', '.', ':' or '-', "
-            "starting with a letter or '_'"
-        )
+    if not names.SERIES_METRIC_NAME.accepts(metric):
+        raise InvalidSeriesError(f"invalid metric name {metric!r}: {names.SERIES_METRIC_NAME.fix}")
     return metric
 
 
@@ -58,15 +56,13 @@ class SeriesKey(NamedTuple):
         """Build a validated key; labels are sorted so equal label sets give equal keys."""
         validate_metric_name(metric)
         for name, value in labels.items():
-            if not LABEL_NAME_PATTERN.match(name):
+            if not names.SERIES_LABEL_KEY.accepts(name):
                 raise InvalidSeriesError(
-                    f"invalid label name {name!r} on metric {metric!r}: use a Kubernetes label key "
-                    "(optional DNS prefix and '/', then up to 63 letters, digits, '-', '_' or '.')"
+                    f"invalid label name {name!r} on metric {metric!r}: {names.SERIES_LABEL_KEY.fix}"
                 )
-            if not isinstance(value, str) or len(value) > MAX_LABEL_VALUE_LENGTH:
+            if not isinstance(value, str) or not names.SERIES_LABEL_VALUE.accepts(value):
                 raise InvalidSeriesError(
-                    f"invalid value for label {name!r} on metric {metric!r}: "
-                    f"expected a string of at most {MAX_LABEL_VALUE_LENGTH} characters"
+                    f"invalid value for label {name!r} on metric {metric!r}: {names.SERIES_LABEL_VALUE.fix}"
                 )
         return cls(metric, tuple(sorted(labels.items())))
 

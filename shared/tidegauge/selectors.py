@@ -12,16 +12,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from tidegauge import names
 from tidegauge.errors import UsageError
+from tidegauge.names import MAX_LABEL_NAME_LENGTH, MAX_LABEL_PREFIX_LENGTH, MAX_LABEL_VALUE_LENGTH
 
 MAX_SELECTOR_LENGTH = 4096
 MAX_REQUIREMENTS = 100
-MAX_LABEL_NAME_LENGTH = 63
-MAX_LABEL_VALUE_LENGTH = 63
-MAX_LABEL_PREFIX_LENGTH = 253
-
-_LABEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?")
-_DNS_SUBDOMAIN_PATTERN = re.compile(r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*")
 _TOKEN_PATTERN = re.compile(r"[ \t\r\n]*(?:(==|!=|[=!(),<>])|([^ \t\r\n=!(),<>]+))?")
 _SHOWN_SELECTOR_LENGTH = 200
 _SHOWN_TOKEN_LENGTH = 70
@@ -169,7 +165,7 @@ def _key_problem(key: str) -> str | None:
             return 'the prefix before "/" must not be empty'
         if len(prefix) > MAX_LABEL_PREFIX_LENGTH:
             return f'the prefix before "/" must be at most {MAX_LABEL_PREFIX_LENGTH} characters'
-        if not _DNS_SUBDOMAIN_PATTERN.fullmatch(prefix):
+        if not names.DNS_SUBDOMAIN.accepts(prefix):
             return (
                 'the prefix before "/" must be a DNS subdomain: lowercase letters, digits, "-" and ".", '
                 "starting and ending with a letter or digit"
@@ -178,7 +174,7 @@ def _key_problem(key: str) -> str | None:
         return "a label key must have a name" + (' after "/"' if slash else "")
     if len(name) > MAX_LABEL_NAME_LENGTH:
         return f"the name must be at most {MAX_LABEL_NAME_LENGTH} characters, not {len(name)}"
-    if not _LABEL_NAME_PATTERN.fullmatch(name):
+    if not names.LABEL_NAME.accepts(name):
         return (
             'the name must consist of letters, digits, "-", "_" or ".", '
             "and start and end with a letter or digit"
@@ -190,7 +186,7 @@ def _value_problem(value: str) -> str | None:
     """Why ``value`` is not a label value, or None if it is one (the empty string is one)."""
     if len(value) > MAX_LABEL_VALUE_LENGTH:
         return f"a label value must be at most {MAX_LABEL_VALUE_LENGTH} characters, not {len(value)}"
-    if value and not _LABEL_NAME_PATTERN.fullmatch(value):
+    if not names.LABEL_VALUE.accepts(value):
         return (
             'a label value must be empty or consist of letters, digits, "-", "_" or ".", '
             "and start and end with a letter or digit"

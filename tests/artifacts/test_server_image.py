@@ -225,4 +225,9 @@ def test_image_package_builds_from_the_build_context(tmp_path: Path, ignore_patt
         names = set(archive.namelist())
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert "tidegauge = tidegauge.cli:main" in archive.read(entry_points).decode()
-    assert {"tidegauge/cli.py", "tidegauge/server/command.py", "tidegauge/examples/config.yaml"} <= names
+    assert {
+        "tidegauge/cli.py",
+        "tidegauge/server/command.py",
+        "tidegauge/examples/config.yaml",
+        "tidegauge/config/default.yaml",
+    } <= names

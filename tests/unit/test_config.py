@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from tidegauge import config as config_module
+import tidegauge
 from tidegauge.config import (
+    DEFAULT_CONFIG_YAML,
     PRESETS,
     CloudWatchSource,
     Config,
@@ -20,9 +21,10 @@ from tidegauge.config import (
     SqsSource,
     load_config,
     parse_config,
+    schema,
 )
 
-EXAMPLE_PATH = Path(config_module.__file__).parent / "examples" / "config.yaml"
+EXAMPLE_PATH = Path(tidegauge.__file__).parent / "examples" / "config.yaml"
 
 BASE: dict[str, Any] = {
     "version": 1,
@@ -108,24 +110,24 @@ def test_example_config_loads() -> None:
 def test_example_config_documents_every_field() -> None:
     text = EXAMPLE_PATH.read_text(encoding="utf-8")
     schema_keys = (
-        *config_module._TOP_LEVEL_KEYS,
-        *config_module._REDIS_KEYS,
-        *config_module._SAMPLING_KEYS,
-        *config_module._DEFAULTS_KEYS,
-        *config_module._SQS_KEYS,
-        *config_module._QUEUES_KEYS,
-        *config_module._CLOUDWATCH_KEYS,
-        *config_module._QUERY_KEYS,
-        *config_module._METRIC_POLICY_KEYS,
-        *config_module._FALLBACK_KEYS,
-        *config_module._EXPOSURE_KEYS,
+        *schema.TOP_LEVEL_KEYS,
+        *schema.REDIS_KEYS,
+        *schema.SAMPLING_KEYS,
+        *schema.DEFAULTS_KEYS,
+        *schema.SQS_KEYS,
+        *schema.QUEUES_KEYS,
+        *schema.CLOUDWATCH_KEYS,
+        *schema.QUERY_KEYS,
+        *schema.METRIC_POLICY_KEYS,
+        *schema.FALLBACK_KEYS,
+        *schema.EXPOSURE_KEYS,
     )
 
     assert sorted({key for key in schema_keys if f"{key}:" not in text}) == []
 
 
 def test_default_config_is_the_demo() -> None:
-    config = Config.default()
+    config = parse_config(DEFAULT_CONFIG_YAML, origin="<default>", environ={})
 
     assert config.redis.url == "redis://127.0.0.1:6379/0"
     demo = config.source("demo")
