@@ -266,6 +266,8 @@ class Server:
         if self.stopping.is_set():
             self._hurry.set()
         self.stopping.set()
+        if self._built:
+            self.readiness.draining = True  # at once, even while start() is still finishing
 
     async def shutdown_delay(self) -> None:
         """Fail readiness at once but keep serving ``shutdown_delay_seconds`` (or until a second signal).
@@ -311,10 +313,12 @@ def _metrics_app(telemetry: Telemetry) -> web.Application:
 async def serve(settings: ServerSettings, config: Config) -> int:
     """Run until SIGTERM or SIGINT, then drain and return 0."""
     server = Server(settings, config)
-    await server.start()
     loop = asyncio.get_running_loop()
+    # Before start(): a signal that arrives once the port answers but before start() returns must start
+    # the shutdown, not kill the process with the default action.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, server.signalled)
+    await server.start()
     await server.stopping.wait()
     await server.shutdown_delay()
     logger.info("signal received: draining")
