@@ -22,3 +22,7 @@ AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
 
 REDIS_PASSWORD = "TIDEGAUGE_REDIS_PASSWORD"
 """Redis AUTH token for the server (e.g. from a Secret); wins over a password in the URL."""
+
+REDIS_URL_FILE = "TIDEGAUGE_REDIS_URL_FILE"
+"""Path of a file holding the Redis URL (a mounted Secret key), for the server: re-read while it runs, and
+a changed URL (e.g. a rotated password) is used from the next connection on, without a restart."""

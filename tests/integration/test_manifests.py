@@ -313,10 +313,22 @@ def test_deployment_arguments_are_accepted_by_tidegauge_serve(
     assert Path(args.config).parent == Path(mounts["config"])
 
 
-def test_redis_url_comes_from_the_redis_secret(renders: dict[str, list[dict[str, Any]]]) -> None:
-    container = the_container(only(renders["cert-manager"], "Deployment", "tidegauge"))
-    (variable,) = [v for v in container["env"] if v["name"] == "TIDEGAUGE_REDIS_URL"]
-    assert variable["valueFrom"]["secretKeyRef"] == {"name": "tidegauge-redis", "key": "url"}
+def test_redis_url_comes_from_the_redis_secret_as_a_file(renders: dict[str, list[dict[str, Any]]]) -> None:
+    # A mounted Secret is rewritten when it changes (an environment variable is not): no restart to rotate
+    from tidegauge.server import command
+
+    deployment = only(renders["cert-manager"], "Deployment", "tidegauge")
+    container = the_container(deployment)
+    assert not [v for v in container.get("env", []) if v["name"].startswith("TIDEGAUGE_REDIS")]
+    parser = argparse.ArgumentParser(prog="tidegauge serve", exit_on_error=False)
+    command.add_arguments(parser)
+    args = parser.parse_args(container["args"][1:])
+    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "redis"]
+    assert volume["secret"]["secretName"] == "tidegauge-redis"
+    (item,) = volume["secret"]["items"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert Path(args.redis_url_file) == Path(mounts["redis"]) / item["path"]
+    assert item["key"] == "url"
     for objects in renders.values():
         assert not [
             o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == "tidegauge-redis"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis import Redis
 
 from tests.support.server_harness import (
     PassThroughStore,
@@ -31,6 +32,7 @@ from tests.support.server_harness import (
     server_config,
     settings_for,
 )
+from tidegauge.errors import UsageError
 from tidegauge.localredis import (
     CLUSTER_BUS_OFFSET,
     MAX_PORT,
@@ -42,6 +44,7 @@ from tidegauge.localredis import (
 from tidegauge.model import Sample
 from tidegauge.records import LabelMatcher
 from tidegauge.redis_connection import ConnectionSettings
+from tidegauge.server.runner import Server
 from tidegauge.store import AsyncStore, latest_key
 
 pytestmark = pytest.mark.integration
@@ -255,3 +258,38 @@ def test_sigterm_drains_and_exits_zero(serve_process: tuple[subprocess.Popen[str
     log = process.stderr.read()
     assert "draining" in log
     assert "stopped" in log
+
+
+def test_a_rotated_password_in_the_url_file_is_used_without_a_restart(pki: Pki, tmp_path: Path) -> None:
+    # GIVEN a Redis that requires a password, and the URL with that password in a file (a mounted Secret)
+    with RedisServer(extra_args=("--requirepass", "old-secret")) as redis_process:
+        port = redis_process.port
+        url_file = tmp_path / "url"
+        url_file.write_text(f"redis://:old-secret@127.0.0.1:{port}/0\n")
+        seed(f"redis://:old-secret@127.0.0.1:{port}/0", [orders_sample()])
+        settings = settings_for(
+            pki, redis_url_file=str(url_file), tls_reload_interval_seconds=0.1, request_timeout_seconds=1.0
+        )
+        with ServerThread(settings, server_config(f"redis://127.0.0.1:{port}/0")) as server:
+            assert metric(server, pki).status == 200
+            # WHEN the password is rotated on Redis and every client connection is dropped
+            admin = Redis(host="127.0.0.1", port=port, password="old-secret")
+            try:
+                admin.config_set("requirepass", "new-secret")
+                admin.client_kill_filter(_type="normal")
+            finally:
+                admin.close()
+            # THEN metric reads answer 503 (the old password is refused) and readiness holds
+            wait_for(lambda: metric(server, pki).status == 503)
+            assert request(server.port, "/readyz", pki.context()).status == 200
+            # WHEN the Secret's file gets the new URL THEN the server reconnects with it, no restart
+            url_file.write_text(f"redis://:new-secret@127.0.0.1:{port}/0\n")
+            wait_for(lambda: metric(server, pki).status == 200)
+            assert [item["value"] for item in metric(server, pki).json()["items"]] == ["5"]
+
+
+def test_a_url_file_without_a_url_is_a_usage_error(pki: Pki, tmp_path: Path) -> None:
+    empty = tmp_path / "url"
+    empty.write_text("\n")
+    with pytest.raises(UsageError, match="no redis:// or rediss:// URL"):
+        Server(settings_for(pki, redis_url_file=str(empty)), server_config("redis://127.0.0.1:1/0"))

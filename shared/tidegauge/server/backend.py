@@ -11,8 +11,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Protocol, TypeVar
 
+from tidegauge.errors import UsageError
 from tidegauge.model import Sample
 from tidegauge.records import InvalidRecordHook, LabelMatcher
 from tidegauge.redis_connection import ConnectionSettings, cluster_enabled_async
@@ -42,6 +44,45 @@ async def connect_when_answering(
     if settings.cluster is None:
         logger.info("Redis runs in %s mode", "cluster" if cluster else "standalone")
     return AsyncStore.connect(settings, cluster=cluster, on_invalid=on_invalid)
+
+
+class RedisUrlFile:
+    """The Redis URL in a file (a mounted Secret key), re-read so that a rotated password needs no restart.
+
+    Kubernetes rewrites a mounted Secret in place when it changes; :meth:`refresh` notices. A file that
+    cannot be read, or does not hold a ``redis://`` / ``rediss://`` URL, keeps the URL last read (logged).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        url = self._read()
+        if url is None:
+            raise RedisUrlFileError(
+                f"--redis-url-file {path}: no redis:// or rediss:// URL in it, or it cannot be read"
+            )
+        self.url = url
+
+    def _read(self) -> str | None:
+        try:
+            text = Path(self.path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            logger.warning("cannot read the Redis URL file %s: %s", self.path, error)
+            return None
+        return text if text.startswith(("redis://", "rediss://")) else None
+
+    def refresh(self) -> bool:
+        """Re-read the file; True when it now holds another URL (which :attr:`url` then is)."""
+        url = self._read()
+        if url is None or url == self.url:
+            return False
+        self.url = url
+        return True
+
+
+class RedisUrlFileError(UsageError):
+    """The Redis URL file given at start holds no URL."""
+
+    hint = "mount the Secret key that holds the URL (see k8s/base/deployment.yaml) or pass --redis-url"
 
 
 class RedisBackend:
@@ -101,6 +142,13 @@ class RedisBackend:
             pass
         except TimeoutError:
             self.health.failed(StoreUnavailable(f"Redis did not answer a ping within {timeout_seconds:g} s"))
+
+    async def reset(self) -> None:
+        """Drop the connection: the next read connects anew (with settings read anew)."""
+        async with self._lock:
+            store, self._store, self._failure = self._store, None, None
+        if store is not None:
+            await store.close()
 
     async def close(self) -> None:
         if self._store is not None:

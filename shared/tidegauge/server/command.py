@@ -10,6 +10,7 @@ import os
 from tidegauge import environment
 from tidegauge.config import DEFAULT_CONFIG_YAML, Config, load_config, parse_config
 from tidegauge.errors import OperationFailed
+from tidegauge.server.backend import RedisUrlFile
 from tidegauge.server.runner import SettingsError, serve
 from tidegauge.server.settings import (
     DEFAULT_RESPONSE_CACHE_BYTES,
@@ -87,6 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--redis-url", help=f"Redis URL; beats ${environment.REDIS_URL} and the config's redis.url"
     )
     data.add_argument(
+        "--redis-url-file",
+        default=os.environ.get(environment.REDIS_URL_FILE) or None,
+        help=f"file holding the Redis URL, e.g. a mounted Secret key (default ${environment.REDIS_URL_FILE});"
+        " re-read while serving, so a rotated password needs no restart; beats --redis-url",
+    )
+    data.add_argument(
         "--config", help=f"YAML/JSON config file (default ${environment.CONFIG_FILE}, else built-in)"
     )
     tuning = parser.add_argument_group("tuning")
@@ -141,6 +148,7 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
         metrics_bind_address=args.metrics_bind_address,
         metrics_port=args.metrics_port or None,
         redis_url=args.redis_url,
+        redis_url_file=args.redis_url_file,
         config_path=args.config or os.environ.get(environment.CONFIG_FILE) or None,
         authentication=AuthenticationFlags(
             client_ca_file=args.client_ca_file,
@@ -167,10 +175,14 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
 
 
 def load_server_config(settings: ServerSettings) -> Config:
-    """The config file's content (or the built-in one), with the Redis URL from the flag or environment."""
+    """The config file's content (or the built-in one), with the Redis URL from the URL file, the flag or
+    the environment, in that order."""
+    redis_url = settings.redis_url
+    if settings.redis_url_file:
+        redis_url = RedisUrlFile(settings.redis_url_file).url
     if settings.config_path:
-        return load_config(settings.config_path, redis_url=settings.redis_url)
-    return parse_config(DEFAULT_CONFIG_YAML, "<built-in>", redis_url=settings.redis_url)
+        return load_config(settings.config_path, redis_url=redis_url)
+    return parse_config(DEFAULT_CONFIG_YAML, "<built-in>", redis_url=redis_url)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,13 +24,14 @@ from aiohttp import web
 from tidegauge import __version__
 from tidegauge.config import Config
 from tidegauge.errors import UsageError
+from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.redis_settings import connection_settings
 from tidegauge.server import tasks
 from tidegauge.server.app import Services, create_server
 from tidegauge.server.authconfig import AuthenticationConfig, AuthenticationConfigLoader
 from tidegauge.server.authn import Authenticator
 from tidegauge.server.authz import AlwaysAllowAuthenticated, Authorizer, WebhookAuthorizer
-from tidegauge.server.backend import RedisBackend, ServerStore, connect_when_answering
+from tidegauge.server.backend import RedisBackend, RedisUrlFile, ServerStore, connect_when_answering
 from tidegauge.server.discovery import EXTERNAL_METRICS, Discovery
 from tidegauge.server.health import Readiness, RedisHealth
 from tidegauge.server.kube import KubeClient, KubeConnection, from_kubeconfig, in_cluster
@@ -81,6 +82,7 @@ class Server:
         self._listeners: list[Listener] = []
         self._secure: Listener | None = None
         self._built = False
+        self._url_file = RedisUrlFile(settings.redis_url_file) if settings.redis_url_file else None
 
     def _store_connector(self, telemetry: Telemetry) -> Callable[[], Awaitable[ServerStore]]:
         given = self._given_store
@@ -90,13 +92,19 @@ class Server:
                 return given
 
             return existing
-        # The server reads no secrets itself (no AWS SDK): the password comes from $TIDEGAUGE_REDIS_PASSWORD.
-        settings = connection_settings(self.config.redis)
+
+        def settings_now() -> ConnectionSettings:
+            # The server reads no secrets itself (no AWS SDK): the password is in the URL (from the URL
+            # file when one is given, read anew for every connection) or $TIDEGAUGE_REDIS_PASSWORD.
+            redis = self.config.redis
+            if self._url_file is not None:
+                redis = dataclasses.replace(redis, url=self._url_file.url)
+            return connection_settings(redis)
 
         def invalid(metric: str, _label_string: str) -> None:
             telemetry.series_dropped.inc(metric, "invalid-record")
 
-        return lambda: connect_when_answering(settings, invalid)
+        return lambda: connect_when_answering(settings_now(), invalid)
 
     def _kube_client(self, kubeconfig: str | None) -> KubeClient | None:
         connection = _connection(kubeconfig)
@@ -203,6 +211,9 @@ class Server:
         self._tasks += [
             tasks.start_periodic("tls-reload", settings.tls_reload_interval_seconds, self._reload_tls),
             tasks.start_periodic(
+                "redis-url-file", settings.tls_reload_interval_seconds, self._reload_redis_url
+            ),
+            tasks.start_periodic(
                 "redis-health",
                 REDIS_CHECK_SECONDS,
                 lambda: self.store.check(settings.request_timeout_seconds),
@@ -245,6 +256,12 @@ class Server:
 
     async def _reload_tls(self) -> None:
         self.tls.reload_if_changed()
+
+    async def _reload_redis_url(self) -> None:
+        """A changed URL file (a rotated password, a new endpoint): reconnect with it, no restart."""
+        if self._url_file is not None and self._url_file.refresh():
+            logger.warning("the Redis URL in %s changed: reconnecting with it", self._url_file.path)
+            await self.store.reset()
 
     async def _refresh_auth(self, loader: AuthenticationConfigLoader) -> None:
         try:

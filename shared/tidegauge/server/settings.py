@@ -70,6 +70,8 @@ class ServerSettings:
     metrics_bind_address: str = "0.0.0.0"
     metrics_port: int | None = 9090
     redis_url: str | None = None
+    redis_url_file: str | None = None
+    """A file holding the Redis URL, re-read every ``tls_reload_interval_seconds``; beats ``redis_url``."""
     config_path: str | None = None
     authentication: AuthenticationFlags = field(default_factory=AuthenticationFlags)
     authorization_mode: AuthorizationMode = AuthorizationMode.WEBHOOK
