@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from tidegauge.names import NAMESPACE
 from tidegauge.ratelimit_log import RateLimitedLog
 from tidegauge.selectors import Selector, SelectorError
 from tidegauge.server import errors
@@ -37,7 +37,6 @@ _rate_limited = RateLimitedLog(logger, 10.0)
 
 JSON = "application/json"
 _READ_METHODS = frozenset(("GET", "HEAD"))
-_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +149,7 @@ class Handler:
 
     async def _external_metric(self, request: web.BaseRequest, route: Route) -> web.Response:
         namespace, metric = route.namespace, route.metric
-        if not _NAMESPACE.fullmatch(namespace):
+        if not NAMESPACE.accepts(namespace):
             raise errors.bad_request(f"invalid namespace {namespace[:100]!r}: it must be a DNS label")
         query = request.rel_url.raw_query_string
         if len(query) > self.services.max_query_length:
