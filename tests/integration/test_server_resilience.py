@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import signal
@@ -29,6 +28,7 @@ from tests.support.server_harness import (
     orders_sample,
     request,
     seed,
+    served_certificate_digest,
     server_config,
     settings_for,
 )
@@ -151,25 +151,18 @@ def test_server_started_before_its_cluster_answers_503_then_reads_in_cluster_mod
             assert [(item["metricLabels"], item["value"]) for item in items] == [({"queue": "orders"}, "5")]
 
 
-def served_certificate_digest(port: int, pki: Pki) -> str:
-    context = ssl.create_default_context(cadata=pki.server_ca.pem.decode())
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname="localhost") as tls,
-    ):
-        certificate = tls.getpeercert(binary_form=True)
-    assert certificate is not None
-    return hashlib.sha256(certificate).hexdigest()
+def served_digest(port: int, pki: Pki) -> str:
+    return served_certificate_digest(port, ssl.create_default_context(cadata=pki.server_ca.pem.decode()))
 
 
 def test_rotated_serving_certificate_is_served_without_restart(pki: Pki, redis_server: RedisServer) -> None:
     with ServerThread(settings_for(pki), server_config(redis_server.url)) as server:
-        before = served_certificate_digest(server.port, pki)
+        before = served_digest(server.port, pki)
         # GIVEN new certificate files on disk WHEN new connections arrive THEN the new certificate is served
         rotated = pki.server_ca.issue_server("tidegauge-rotated")
         Path(pki.key_file).write_bytes(rotated.key_pem)
         Path(pki.cert_file).write_bytes(rotated.certificate_pem)
-        wait_for(lambda: served_certificate_digest(server.port, pki) != before)
+        wait_for(lambda: served_digest(server.port, pki) != before)
         assert request(server.port, "/healthz", pki.context()).status == 200
 
 
