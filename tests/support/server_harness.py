@@ -230,9 +230,6 @@ class PassThroughStore:
     async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
         return await self.store.read_latest(metric, selector)
 
-    async def list_metrics(self) -> list[Any]:
-        return await self.store.list_metrics()
-
     async def ping(self) -> bool:
         return await self.store.ping()
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tidegauge.model import MetricInfo, Sample
+from tidegauge.model import Sample
 from tidegauge.records import LabelMatcher
 from tidegauge.server.backend import RedisBackend, ServerStore
 from tidegauge.server.health import RedisHealth
@@ -23,9 +23,6 @@ class FakeMonotonic:
 
 class EmptyStore:
     async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
-        return []
-
-    async def list_metrics(self) -> list[MetricInfo]:
         return []
 
     async def ping(self) -> bool:

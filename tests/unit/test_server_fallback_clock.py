@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tests.support.server_harness import server_config
-from tidegauge.model import MetricInfo, Sample
+from tidegauge.model import Sample
 from tidegauge.records import LabelMatcher
 from tidegauge.selectors import parse_selector
 from tidegauge.server.provider import UNFRESH_PER_NAMESPACE, ExternalMetricsProvider, MetricNotFound
@@ -25,9 +25,6 @@ class Clock:
 
 class EmptyReader:
     async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
-        return []
-
-    async def list_metrics(self) -> list[MetricInfo]:
         return []
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.support.server_harness import server_config
-from tidegauge.model import MetricInfo, Sample
+from tidegauge.model import Sample
 from tidegauge.records import LabelMatcher
 from tidegauge.selectors import parse_selector
 from tidegauge.server.provider import ExternalMetricsProvider, MetricNotFound
@@ -43,11 +43,6 @@ class FakeReader:
         if self.failure is not None:
             raise self.failure
         return [s for s in self.samples if s.metric == metric]
-
-    async def list_metrics(self) -> list[MetricInfo]:
-        if self.failure is not None:
-            raise self.failure
-        return [MetricInfo(name) for name in sorted({s.metric for s in self.samples})]
 
 
 def provider(reader: FakeReader, clock: Clock, **options: Any) -> ExternalMetricsProvider:

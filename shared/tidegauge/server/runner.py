@@ -211,9 +211,6 @@ class Server:
         self._tasks += [
             tasks.start_periodic("tls-reload", settings.tls_reload_interval_seconds, self._reload_tls),
             tasks.start_periodic(
-                "redis-url-file", settings.tls_reload_interval_seconds, self._reload_redis_url
-            ),
-            tasks.start_periodic(
                 "redis-health",
                 REDIS_CHECK_SECONDS,
                 lambda: self.store.check(settings.request_timeout_seconds),
@@ -224,6 +221,12 @@ class Server:
                 lambda: self._refresh_auth(self.auth_loader),
             ),
         ]
+        if self._url_file is not None:
+            self._tasks.append(
+                tasks.start_periodic(
+                    "redis-url-file", settings.tls_reload_interval_seconds, self._reload_redis_url
+                )
+            )
         logger.info(
             "serving %s on https://%s:%s",
             ", ".join(s.group_version for s in SERVED),
@@ -259,7 +262,8 @@ class Server:
 
     async def _reload_redis_url(self) -> None:
         """A changed URL file (a rotated password, a new endpoint): reconnect with it, no restart."""
-        if self._url_file is not None and self._url_file.refresh():
+        assert self._url_file is not None  # the task runs only with a URL file
+        if self._url_file.refresh():
             logger.warning("the Redis URL in %s changed: reconnecting with it", self._url_file.path)
             await self.store.reset()
 
