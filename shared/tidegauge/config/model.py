@@ -103,10 +103,10 @@ class CloudWatchQuery:
     max_age_seconds: float | None = None
     missing_as_zero: bool = False
     scale: float = 1.0
-    namespace: str | None = None
-    metric_name: str | None = None
-    dimensions: Labels = ()
-    stat: str | None = None
+    description: str = ""
+    """What the metric means, for the store's metadata (a preset's own description; empty otherwise)."""
+    metric_stat: MetricStatSpec | None = None
+    """The one CloudWatch metric of a plain (or preset) query; None for an expression."""
     expression: str | None = None
     metrics: tuple[tuple[str, MetricStatSpec], ...] = ()
 
@@ -114,6 +114,13 @@ class CloudWatchQuery:
     def is_expression(self) -> bool:
         """True for a metric-math query, False for a plain metric stat."""
         return self.expression is not None
+
+    @property
+    def metric_stats(self) -> tuple[MetricStatSpec, ...]:
+        """Every CloudWatch metric this query reads: its metric stat, or an expression's members."""
+        if self.metric_stat is not None:
+            return (self.metric_stat,)
+        return tuple(spec for _, spec in self.metrics)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
