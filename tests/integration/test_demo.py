@@ -155,6 +155,10 @@ class LineReader:
             self._queue.put(line)
         self._queue.put(None)
 
+    def join(self, seconds: float) -> None:
+        """Until the stream ended (the process closed it)."""
+        self._thread.join(seconds)
+
     def wait_for(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
         while True:
             line = self._queue.get(timeout=timeout)
@@ -174,12 +178,16 @@ def kept_running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], LineRe
         text=True,
         env=demo_environment(),
     )
+    reader = LineReader(process.stdout)
     try:
-        yield process, LineReader(process.stdout), tmp_path
+        yield process, reader, tmp_path
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait(10)
+        process.wait(10)
+        reader.join(10)
+        assert process.stdout is not None
+        process.stdout.close()
 
 
 def test_kubectl_queries_the_kept_running_stack(
