@@ -32,6 +32,7 @@ from tidegauge.server.authconfig import AuthenticationConfig, AuthenticationConf
 from tidegauge.server.authn import Authenticator
 from tidegauge.server.authz import AlwaysAllowAuthenticated, Authorizer, WebhookAuthorizer
 from tidegauge.server.backend import RedisBackend, RedisUrlFile, ServerStore, connect_when_answering
+from tidegauge.server.delegate import Delegate, HeldNames
 from tidegauge.server.discovery import EXTERNAL_METRICS, Discovery
 from tidegauge.server.health import Readiness, RedisHealth
 from tidegauge.server.kube import KubeClient, KubeConnection, from_kubeconfig, in_cluster
@@ -41,6 +42,7 @@ from tidegauge.server.provider import ExternalMetricsProvider
 from tidegauge.server.settings import AuthorizationMode, ConnectionLimits, ServerSettings
 from tidegauge.server.telemetry import CONTENT_TYPE, Telemetry
 from tidegauge.server.tls import ServingTls
+from tidegauge.store import StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +172,13 @@ class Server:
             record=telemetry.authentications.inc,
         )
         self.readiness = Readiness()
+        self.delegate: Delegate | None = None
+        self.held: HeldNames | None = None
+        if settings.delegate is not None:
+            self.delegate = Delegate(settings.delegate, record=telemetry.record_delegated)
+            self.held = HeldNames(
+                (*self.config.metric_names(), *self.config.metrics), self.store.metric_names
+            )
         self.services = Services(
             provider=provider,
             authenticator=self.authenticator,
@@ -182,6 +191,8 @@ class Server:
             response_cache_bytes=settings.response_cache_bytes,
             max_query_length=settings.max_query_length,
             request_timeout_seconds=settings.request_timeout_seconds,
+            delegate=self.delegate,
+            held=self.held,
         )
         self._built = True
 
@@ -221,6 +232,12 @@ class Server:
                 lambda: self._refresh_auth(self.auth_loader),
             ),
         ]
+        if self.held is not None:
+            await self.refresh_held()
+            assert settings.delegate is not None  # held names are kept only when delegating
+            self._tasks.append(
+                tasks.start_periodic("held-names", settings.delegate.held_refresh_seconds, self.refresh_held)
+            )
         if self._url_file is not None:
             self._tasks.append(
                 tasks.start_periodic(
@@ -256,6 +273,14 @@ class Server:
     def _tls_context(self) -> ssl.SSLContext:
         """The serving context of the moment: each new connection gets the newest one."""
         return self.tls.context
+
+    async def refresh_held(self) -> None:
+        """The names tidegauge answers itself, from the store (bounded; a failure keeps the last set)."""
+        assert self.held is not None
+        try:
+            await asyncio.wait_for(self.held.refresh(), self.settings.request_timeout_seconds)
+        except (StoreError, TimeoutError) as error:
+            logger.debug("held metric names not refreshed, keeping the last set: %s", error)
 
     async def _reload_tls(self) -> None:
         self.tls.reload_if_changed()
@@ -317,6 +342,8 @@ class Server:
         self._runners.clear()
         self._listeners.clear()
         await self.store.close()
+        if self.delegate is not None:
+            await self.delegate.close()
         for client in self._kube_clients:
             await client.close()
         logger.info("stopped")
