@@ -38,3 +38,9 @@ DELEGATE_TOKEN_FILE = "TIDEGAUGE_DELEGATE_TOKEN_FILE"
 
 DELEGATE_TIMEOUT = "TIDEGAUGE_DELEGATE_TIMEOUT"
 """Deadline of one forwarded request, in seconds."""
+
+KEDA_SCALER_PORT = "TIDEGAUGE_KEDA_SCALER_PORT"
+"""Port of KEDA's external scaler (gRPC, TLS) that the server also serves; unset or 0: not served."""
+
+KEDA_SCALER_CLIENT_CA_FILE = "TIDEGAUGE_KEDA_SCALER_CLIENT_CA_FILE"
+"""CA bundle that KEDA's client certificate must chain to, on the external scaler port."""

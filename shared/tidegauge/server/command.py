@@ -19,6 +19,7 @@ from tidegauge.server.settings import (
     AuthorizationMode,
     ConnectionLimits,
     DelegateSettings,
+    KedaScalerSettings,
     ServerSettings,
 )
 
@@ -120,6 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="size bound of the shared answers, bytes",
     )
     _delegate_arguments(parser)
+    _keda_arguments(parser)
     limits = ConnectionLimits()
     bounds = parser.add_argument_group("connection bounds (see docs/server.md, Bounds)")
     for flag, field_name, kind, help_text in _BOUND_FLAGS:
@@ -153,6 +155,37 @@ def _delegate_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get(environment.DELEGATE_TIMEOUT) or "1.0",
         help=f"deadline of one forwarded request, s (default ${environment.DELEGATE_TIMEOUT}, else 1.0)",
     )
+
+
+def _keda_arguments(parser: argparse.ArgumentParser) -> None:
+    keda = parser.add_argument_group("KEDA external scaler (needs tidegauge[keda]; see docs/keda.md)")
+    keda.add_argument(
+        "--keda-scaler-port",
+        default=os.environ.get(environment.KEDA_SCALER_PORT) or None,
+        help="also serve KEDA's external scaler (gRPC over TLS with the serving certificate) on this port "
+        f"(default ${environment.KEDA_SCALER_PORT}; unset or 0: not served)",
+    )
+    keda.add_argument(
+        "--keda-scaler-client-ca-file",
+        default=os.environ.get(environment.KEDA_SCALER_CLIENT_CA_FILE) or None,
+        help="require client certificates (KEDA's tlsClientCert) that chain to this CA bundle "
+        f"(default ${environment.KEDA_SCALER_CLIENT_CA_FILE})",
+    )
+
+
+def _keda_settings(args: argparse.Namespace) -> KedaScalerSettings | None:
+    text = args.keda_scaler_port
+    if text is None:
+        return None
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise SettingsError(f"--keda-scaler-port must be a port number (1-65535, 0: off), not {text!r}")
+    if port == 0:
+        return None
+    return KedaScalerSettings(port=port, client_ca_file=args.keda_scaler_client_ca_file)
 
 
 def _delegate_settings(args: argparse.Namespace) -> DelegateSettings | None:
@@ -234,6 +267,7 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
         response_cache_seconds=args.response_cache_seconds,
         tls_reload_interval_seconds=args.tls_reload_interval,
         delegate=_delegate_settings(args),
+        keda_scaler=_keda_settings(args),
     )
 
 

@@ -18,6 +18,8 @@ import signal
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Protocol
 
 from aiohttp import web
 
@@ -39,7 +41,7 @@ from tidegauge.server.kube import KubeClient, KubeConnection, from_kubeconfig, i
 from tidegauge.server.listener import Listener, connection_cap
 from tidegauge.server.openapi import OpenApi
 from tidegauge.server.provider import ExternalMetricsProvider
-from tidegauge.server.settings import AuthorizationMode, ConnectionLimits, ServerSettings
+from tidegauge.server.settings import AuthorizationMode, ConnectionLimits, KedaScalerSettings, ServerSettings
 from tidegauge.server.telemetry import CONTENT_TYPE, Telemetry
 from tidegauge.server.tls import ServingTls
 from tidegauge.store import StoreError
@@ -53,6 +55,12 @@ REDIS_CHECK_SECONDS = 5.0
 
 class SettingsError(UsageError, ValueError):
     """Settings that cannot work together; the message names the flags and the fix."""
+
+
+class KedaScaler(Protocol):
+    """The part of :class:`tidegauge.keda.service.ScalerServer` the runner stops."""
+
+    async def stop(self, grace_seconds: float) -> None: ...
 
 
 def _connection(kubeconfig: str | None) -> KubeConnection | None:
@@ -85,6 +93,8 @@ class Server:
         self._secure: Listener | None = None
         self._built = False
         self._url_file = RedisUrlFile(settings.redis_url_file) if settings.redis_url_file else None
+        self._keda: KedaScaler | None = None
+        self.keda_port = 0
 
     def _store_connector(self, telemetry: Telemetry) -> Callable[[], Awaitable[ServerStore]]:
         given = self._given_store
@@ -211,6 +221,8 @@ class Server:
             secure_runner, limits, settings.bind_address, settings.secure_port, telemetry, self._tls_context
         )
         self._secure, self.secure_port = secure, secure.port
+        if settings.keda_scaler is not None:
+            await self._start_keda_scaler(settings.keda_scaler)
         if settings.metrics_port is not None:
             metrics_runner = web.AppRunner(
                 _metrics_app(telemetry), access_log=None, shutdown_timeout=settings.shutdown_timeout_seconds
@@ -250,6 +262,30 @@ class Server:
             settings.bind_address,
             secure,
         )
+
+    async def _start_keda_scaler(self, keda: KedaScalerSettings) -> None:
+        """KEDA's external scaler on its own port, from the same provider (imported only when asked:
+        the server runs without the ``tidegauge[keda]`` extra)."""
+        try:
+            from tidegauge.keda.service import ExternalScaler, ScalerServer, ScalerTls
+        except ImportError as error:
+            raise SettingsError(
+                f"--keda-scaler-port needs the KEDA extra: pip install 'tidegauge[keda]' ({error})"
+            ) from error
+        settings = self.settings
+        tls = ScalerTls(
+            Path(settings.tls_cert_file).read_bytes(),
+            Path(settings.tls_private_key_file).read_bytes(),
+            Path(keda.client_ca_file).read_bytes() if keda.client_ca_file else None,
+        )
+        scaler = ExternalScaler(
+            self.services.provider,
+            self.telemetry,
+            call_timeout_seconds=settings.request_timeout_seconds,
+            stream_interval_seconds=keda.stream_interval_seconds,
+        )
+        self._keda = ScalerServer(scaler, tls)
+        self.keda_port = await self._keda.start(settings.bind_address, keda.port)
 
     async def _listen(
         self,
@@ -333,6 +369,8 @@ class Server:
         """Stop accepting, let in-flight requests finish (bounded), release everything."""
         self.readiness.draining = True
         await tasks.cancel_all(self._tasks)
+        if self._keda is not None:
+            await self._keda.stop(self.settings.shutdown_timeout_seconds)
         for listener in self._listeners:
             listener.stop_accepting()
         for runner in self._runners:

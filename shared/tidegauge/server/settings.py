@@ -83,6 +83,18 @@ class DelegateSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class KedaScalerSettings:
+    """KEDA's external scaler over gRPC on its own port (``--keda-scaler-port``), from ``tidegauge[keda]``."""
+
+    port: int
+    """The gRPC port (TLS with the serving certificate of ``--tls-cert-file``); 0 picks a free one."""
+    client_ca_file: str | None = None
+    """CA bundle client certificates must chain to (KEDA's ``tlsClientCert``); None: none asked for."""
+    stream_interval_seconds: float = 0.5
+    """How often an open ``StreamIsActive`` re-reads its metric to push a change of activity."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ServerSettings:
     """Everything ``tidegauge serve`` needs; see ``docs/server.md`` for the flags behind each field."""
 
@@ -121,3 +133,5 @@ class ServerSettings:
     max_query_length: int = 8192
     delegate: DelegateSettings | None = None
     """Forward external metrics tidegauge does not hold to another adapter (None: answer 404 for them)."""
+    keda_scaler: KedaScalerSettings | None = None
+    """Serve KEDA's external scaler (gRPC) beside the API (None: not served)."""
