@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import ssl
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from tests.support.kube_fake import FakeKubeApiServer
 from tests.support.server_harness import (
@@ -253,3 +256,91 @@ def test_names_written_to_the_store_become_held_at_the_next_refresh(
     # THEN it is answered by tidegauge itself
     assert pair.ask(pki, path).status == 200
     assert pair.front.server.telemetry.delegated.value("404") == 1
+
+
+# --- against a small recording adapter: exactly what goes out and what comes back -----------------------
+
+
+class RecordingAdapter:
+    """A real TLS aiohttp adapter that records each request and answers ``reply`` (status, type, body)."""
+
+    def __init__(self, pki: Pki) -> None:
+        self.pki = pki
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.reply: tuple[int, str, bytes] = (200, "application/vnd.kubernetes.protobuf", b"\x6b\x38\x73\x00")
+        self.loop = asyncio.new_event_loop()
+        self.runner: web.AppRunner | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.requests.append((request.raw_path, dict(request.headers)))
+        status, content_type, body = self.reply
+        return web.Response(status=status, body=body, headers={"Content-Type": content_type})
+
+    async def start(self) -> int:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.pki.cert_file, self.pki.key_file)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=context)
+        await site.start()
+        return int(self.runner.addresses[0][1])
+
+
+@pytest.fixture
+def recorded(
+    pki: Pki, redis_server: RedisServer, tmp_path: Path
+) -> Iterator[tuple[ServerThread, RecordingAdapter]]:
+    own_url = seed(redis_server.url, [orders_sample()], flush=True)
+    adapter = RecordingAdapter(pki)
+    thread = threading.Thread(target=adapter.loop.run_forever, daemon=True)
+    thread.start()
+    port = asyncio.run_coroutine_threadsafe(adapter.start(), adapter.loop).result(10)
+    ca_file = tmp_path / "adapter-ca.crt"
+    ca_file.write_bytes(pki.server_ca.pem)
+    token_file = tmp_path / "token"
+    token_file.write_text(FIRST_TOKEN + "\n")
+    delegation = DelegateSettings(
+        url=f"https://127.0.0.1:{port}/", ca_file=str(ca_file), token_file=str(token_file), max_body_bytes=64
+    )
+    with ServerThread(settings_for(pki, delegate=delegation), server_config(own_url)) as front:
+        yield front, adapter
+    assert adapter.runner is not None
+    asyncio.run_coroutine_threadsafe(adapter.runner.cleanup(), adapter.loop).result(10)
+    adapter.loop.call_soon_threadsafe(adapter.loop.stop)
+    thread.join(10)
+    adapter.loop.close()
+
+
+def test_path_query_and_accept_go_out_unchanged_as_tidegauge_itself(
+    recorded: tuple[ServerThread, RecordingAdapter], pki: Pki
+) -> None:
+    front, adapter = recorded
+    # GIVEN a KEDA name with a percent-encoded selector, the HPA's Accept and the aggregator's user headers
+    path = f"{EXTERNAL}/{KEDA_METRIC}?labelSelector=scaledobject.keda.sh%2Fname%3Dorders&x=%2B+1"
+    headers = [*aggregator_headers(), ("Accept", HPA_ACCEPT)]
+    reply = request(front.port, path, pki.context(pki.aggregator), headers)
+    # THEN the adapter's status, Content-Type and body come back byte for byte
+    assert (reply.status, reply.content_type, reply.body) == (200, *adapter.reply[1:])
+    # AND it saw the same raw path and query, the same Accept, tidegauge's token and no caller identity
+    ((raw_path, sent),) = adapter.requests
+    assert raw_path == path
+    assert sent["Accept"] == HPA_ACCEPT
+    assert sent["Authorization"] == f"Bearer {FIRST_TOKEN}"
+    assert not any(name.lower().startswith("x-remote-") for name in sent)
+
+
+def test_oversized_delegate_answer_is_a_503_not_buffered(
+    recorded: tuple[ServerThread, RecordingAdapter], pki: Pki
+) -> None:
+    front, adapter = recorded
+    # GIVEN the adapter answering more than the 64-byte bound of this front
+    adapter.reply = (200, "application/json", b"{" + b" " * 100 + b"}")
+    context = pki.context(pki.aggregator)
+    reply = request(front.port, f"{EXTERNAL}/{KEDA_METRIC}", context, aggregator_headers())
+    # THEN a 503 Status naming the bound; tidegauge's own metric still answers
+    assert reply.status == 503
+    assert "larger than 64 bytes" in reply.json()["message"]
+    own = request(front.port, OWN_PATH, pki.context(pki.aggregator), aggregator_headers())
+    assert own.status == 200

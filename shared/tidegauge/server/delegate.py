@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from yarl import URL
 
 from tidegauge.ratelimit_log import RateLimitedLog
 from tidegauge.server import errors
@@ -150,7 +151,8 @@ class Delegate:
             headers["Accept"] = accept
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.token()}"
-        url = self.base_url + raw_path + (f"?{raw_query}" if raw_query else "")
+        # encoded=True: sent byte for byte (no re-quoting of %2F and the like in the selector)
+        url = URL(self.base_url + raw_path + (f"?{raw_query}" if raw_query else ""), encoded=True)
         limit = self.settings.max_body_bytes
         try:
             async with self._client().get(
