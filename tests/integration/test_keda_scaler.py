@@ -16,7 +16,7 @@ import grpc
 import pytest
 from grpc import aio
 
-from tests.support.pki import Issued
+from tests.support.pki import CertificateAuthority, Issued
 from tests.support.server_harness import Pki, ServerThread, seed, server_config, settings_for
 from tidegauge.keda import messages
 from tidegauge.localredis import RedisServer
@@ -87,9 +87,12 @@ def server(pki: Pki, redis_server: RedisServer) -> Iterator[ServerThread]:
 
 
 @asynccontextmanager
-async def keda_client(pki: Pki, port: int, client: Issued | None = None) -> AsyncIterator[Keda]:
+async def keda_client(
+    pki: Pki, port: int, client: Issued | None = None, *, trusted: bytes | None = None
+) -> AsyncIterator[Keda]:
+    """A channel trusting the server CA (or ``trusted``), presenting ``client`` if given."""
     credentials = grpc.ssl_channel_credentials(
-        root_certificates=pki.server_ca.pem,
+        root_certificates=trusted or pki.server_ca.pem,
         private_key=client.key_pem if client else None,
         certificate_chain=client.certificate_pem if client else None,
     )
@@ -213,6 +216,25 @@ def test_without_a_client_ca_tls_only_is_enough(server: ServerThread, pki: Pki) 
         async with aio.insecure_channel(f"127.0.0.1:{server.server.keda_port}") as channel:
             with pytest.raises(aio.AioRpcError) as raised:
                 await Keda(channel).is_active(TRIGGER)
+            assert raised.value.code() is grpc.StatusCode.UNAVAILABLE
+
+    asyncio.run(scenario())
+
+
+def test_renewed_serving_certificate_is_served_to_new_connections(server: ServerThread, pki: Pki) -> None:
+    # GIVEN the serving certificate renewed by another CA (cert-manager rotating it) and reloaded
+    renewed_ca = CertificateAuthority("renewed-ca")
+    renewed_ca.issue_server().write(Path(pki.cert_file).parent, "serving")
+    assert server.server.tls.reload_if_changed()
+
+    async def scenario() -> None:
+        # WHEN KEDA connects anew trusting the new CA THEN the scaler port answers with the new certificate
+        async with keda_client(pki, server.server.keda_port, trusted=renewed_ca.pem) as keda:
+            assert await keda.is_active(TRIGGER) is False
+        # AND a client still trusting only the old CA no longer completes a handshake
+        async with keda_client(pki, server.server.keda_port) as keda:
+            with pytest.raises(aio.AioRpcError) as raised:
+                await keda.is_active(TRIGGER)
             assert raised.value.code() is grpc.StatusCode.UNAVAILABLE
 
     asyncio.run(scenario())

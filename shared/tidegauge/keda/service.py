@@ -42,12 +42,35 @@ class MetricSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ScalerTls:
-    """The gRPC port's TLS: serving certificate and key (PEM), and the CA that client certificates
-    must chain to (KEDA's ``tlsClientCert``); None accepts any client (KEDA's ``caCert`` only)."""
+    """The gRPC port's TLS: ``pair()`` is the serving (certificate, key) PEM pair of the moment (the API
+    server's, reloaded when its files change), ``client_ca`` the CA client certificates must chain to
+    (KEDA's ``tlsClientCert``); None accepts any client (KEDA's ``caCert`` only)."""
 
-    certificate: bytes
-    private_key: bytes
+    pair: Callable[[], tuple[bytes, bytes]]
     client_ca: bytes | None = None
+
+    def configuration(self, pair: tuple[bytes, bytes]) -> Any:
+        """grpc's certificate configuration of ``pair`` with the client CA."""
+        certificate, key = pair
+        return grpc.ssl_server_certificate_configuration(
+            [(key, certificate)], root_certificates=self.client_ca
+        )
+
+
+class _Rotation:
+    """gRPC asks before each new connection's handshake; a changed serving pair is handed over then."""
+
+    def __init__(self, tls: ScalerTls) -> None:
+        self._tls = tls
+        self.served = tls.pair()
+
+    def fetch(self) -> Any:
+        pair = self._tls.pair()
+        if pair == self.served:
+            return None
+        self.served = pair
+        logger.info("the KEDA scaler port serves the reloaded certificate to new connections")
+        return self._tls.configuration(pair)
 
 
 class ScalerError(Exception):
@@ -198,10 +221,11 @@ class ScalerServer:
     async def start(self, host: str, port: int) -> int:
         server = aio.server(options=[("grpc.so_reuseport", 0)])
         server.add_generic_rpc_handlers((self._scaler.handler(),))
-        credentials = grpc.ssl_server_credentials(
-            [(self._tls.private_key, self._tls.certificate)],
-            root_certificates=self._tls.client_ca,
-            require_client_auth=self._tls.client_ca is not None,
+        rotation = _Rotation(self._tls)
+        credentials = grpc.dynamic_ssl_server_credentials(
+            self._tls.configuration(rotation.served),
+            rotation.fetch,
+            require_client_authentication=self._tls.client_ca is not None,
         )
         self.port = server.add_secure_port(f"{host}:{port}", credentials)
         await server.start()

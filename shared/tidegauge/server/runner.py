@@ -273,10 +273,9 @@ class Server:
                 f"--keda-scaler-port needs the KEDA extra: pip install 'tidegauge[keda]' ({error})"
             ) from error
         settings = self.settings
+        serving = self.tls
         tls = ScalerTls(
-            Path(settings.tls_cert_file).read_bytes(),
-            Path(settings.tls_private_key_file).read_bytes(),
-            Path(keda.client_ca_file).read_bytes() if keda.client_ca_file else None,
+            lambda: serving.pair, Path(keda.client_ca_file).read_bytes() if keda.client_ca_file else None
         )
         scaler = ExternalScaler(
             self.services.provider,
