@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_server import CONNECTIONS, _fetch, _load, _Loop, _median_of
+from benchmarks.bench_server import CONNECTIONS, _fetch, _load, _Loop, _median_of, measure
 
 TITLE = "Beside KEDA: delegated requests and the gRPC external scaler"
 EXTERNAL = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default"
@@ -279,32 +279,14 @@ async def _generate_grpc(port: int, ca: str, seconds: float) -> None:
 
     request = messages.encode_metrics_request("orders", "default", TRIGGER, "s0-bench")
     credentials = grpc.ssl_channel_credentials(root_certificates=Path(ca).read_bytes())
-    latencies: list[float] = []
     async with aio.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
         call = channel.unary_unary(f"/{messages.SERVICE}/GetMetrics")
 
-        async def worker(deadline: float, record: bool) -> None:
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                await call(request, timeout=10)
-                if record:
-                    latencies.append(time.perf_counter() - started)
+        async def one() -> None:
+            await call(request, timeout=10)
 
-        warmup = time.perf_counter() + min(0.5, seconds / 4)
-        await asyncio.gather(*(worker(warmup, False) for _ in range(GRPC_CONCURRENCY)))
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(started + seconds, True) for _ in range(GRPC_CONCURRENCY)))
-        elapsed = time.perf_counter() - started
-    latencies.sort()
-    print(
-        json.dumps(
-            {
-                "rps": len(latencies) / elapsed,
-                "p50_ms": latencies[len(latencies) // 2] * 1000,
-                "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-            }
-        )
-    )
+        figures = await measure(one, seconds, GRPC_CONCURRENCY)
+    print(json.dumps(figures))
 
 
 def main() -> int:

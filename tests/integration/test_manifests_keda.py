@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.integration.test_manifests import K8S, kubectl, only, render, the_container, validate
+from tests.integration.test_manifests import K8S, kustomize, only, render, the_container, validate
 from tests.support.pki import CertificateAuthority
 from tidegauge.keda.trigger import parse_trigger
 from tidegauge.server import command
@@ -44,13 +43,7 @@ def test_every_rendered_object_validates_against_the_schemas(objects: list[dict[
 
 def test_overlay_does_not_build_before_keda_ca_is_copied(tmp_path: Path) -> None:
     shutil.copytree(K8S, tmp_path / "k8s", ignore=shutil.ignore_patterns("keda-ca.crt"))
-    result = subprocess.run(
-        [kubectl(), "kustomize", str(tmp_path / "k8s" / "overlays" / "delegate-to-keda")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = kustomize(tmp_path / "k8s" / "overlays" / "delegate-to-keda")
     assert result.returncode != 0
     assert "keda-ca.crt" in result.stderr
 

@@ -211,6 +211,8 @@ class Server:
         if not self._built:
             await self.build()
         settings, telemetry = self.settings, self.telemetry
+        if self.held is not None:
+            await self.refresh_held()  # before the port opens: the store's names are held from the start
         limits = dataclasses.replace(
             settings.connections, max_connections=connection_cap(settings.connections.max_connections)
         )
@@ -245,7 +247,6 @@ class Server:
             ),
         ]
         if self.held is not None:
-            await self.refresh_held()
             assert settings.delegate is not None  # held names are kept only when delegating
             self._tasks.append(
                 tasks.start_periodic("held-names", settings.delegate.held_refresh_seconds, self.refresh_held)
