@@ -238,3 +238,23 @@ def test_renewed_serving_certificate_is_served_to_new_connections(server: Server
             assert raised.value.code() is grpc.StatusCode.UNAVAILABLE
 
     asyncio.run(scenario())
+
+
+def test_shutdown_ends_open_streams_instead_of_waiting_for_them(pki: Pki, redis_server: RedisServer) -> None:
+    url = seed(redis_server.url, [queue_sample(0)], flush=True)
+    keda = KedaScalerSettings(port=0, stream_interval_seconds=0.05)
+    # GIVEN a drain time far longer than the stream's own deadline
+    settings = settings_for(pki, keda_scaler=keda, shutdown_timeout_seconds=120)
+    thread = ServerThread(settings, server_config(url))
+
+    async def scenario() -> None:
+        async with keda_client(pki, thread.server.keda_port) as client:
+            stream = aiter(client.stream_is_active(TRIGGER))
+            assert messages.decode_is_active(await anext(stream)) is False
+            # WHEN the server stops with KEDA's stream (deadline 30 s) open THEN it stops well before
+            await asyncio.wait_for(asyncio.to_thread(thread.stop), 10)
+            # AND the stream ends, so KEDA reconnects to another replica
+            with pytest.raises(aio.AioRpcError):
+                await asyncio.wait_for(anext(stream), 10)
+
+    asyncio.run(scenario())

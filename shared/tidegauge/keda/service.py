@@ -31,6 +31,11 @@ from tidegauge.store import StoreError, StoreUnavailable
 logger = logging.getLogger(__name__)
 _rate_limited = RateLimitedLog(logger, 10.0)
 
+MAX_CONCURRENT_CALLS = 4096
+"""Calls in progress at most (an open StreamIsActive counts as one); beyond: RESOURCE_EXHAUSTED."""
+STOP_GRACE_SECONDS = 1.0
+"""On shutdown, unary calls get this long to finish; open streams are then cancelled (KEDA reconnects)."""
+
 
 class MetricSource(Protocol):
     """The provider's one method the scaler needs (``ExternalMetricsProvider``)."""
@@ -219,7 +224,7 @@ class ScalerServer:
         self.port = 0
 
     async def start(self, host: str, port: int) -> int:
-        server = aio.server(options=[("grpc.so_reuseport", 0)])
+        server = aio.server(options=[("grpc.so_reuseport", 0)], maximum_concurrent_rpcs=MAX_CONCURRENT_CALLS)
         server.add_generic_rpc_handlers((self._scaler.handler(),))
         rotation = _Rotation(self._tls)
         credentials = grpc.dynamic_ssl_server_credentials(
@@ -233,7 +238,8 @@ class ScalerServer:
         logger.info("serving KEDA's external scaler on %s:%s (gRPC, TLS)", host, self.port)
         return self.port
 
-    async def stop(self, grace_seconds: float) -> None:
+    async def stop(self) -> None:
+        """Refuse new calls, give unary ones :data:`STOP_GRACE_SECONDS`, then cancel open streams."""
         if self._server is not None:
-            await self._server.stop(grace_seconds)
+            await self._server.stop(STOP_GRACE_SECONDS)
             self._server = None

@@ -60,7 +60,7 @@ class SettingsError(UsageError, ValueError):
 class KedaScaler(Protocol):
     """The part of :class:`tidegauge.keda.service.ScalerServer` the runner stops."""
 
-    async def stop(self, grace_seconds: float) -> None: ...
+    async def stop(self) -> None: ...
 
 
 def _connection(kubeconfig: str | None) -> KubeConnection | None:
@@ -370,7 +370,7 @@ class Server:
         self.readiness.draining = True
         await tasks.cancel_all(self._tasks)
         if self._keda is not None:
-            await self._keda.stop(self.settings.shutdown_timeout_seconds)
+            await self._keda.stop()
         for listener in self._listeners:
             listener.stop_accepting()
         for runner in self._runners:
