@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 
 from tests.support.kube_fake import FakeKubeApiServer
+from tests.support.pki import CertificateAuthority
 from tests.support.server_harness import (
     HPA_ACCEPT,
     PassThroughStore,
@@ -344,3 +345,23 @@ def test_oversized_delegate_answer_is_a_503_not_buffered(
     assert "larger than 64 bytes" in reply.json()["message"]
     own = request(front.port, OWN_PATH, pki.context(pki.aggregator), aggregator_headers())
     assert own.status == 200
+
+
+def test_delegate_not_trusted_by_the_configured_ca_is_a_503(
+    pair: Pair, pki: Pki, kube: FakeKubeApiServer, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # GIVEN a front whose delegate CA bundle is another CA than the one that issued the delegate's cert
+    other_ca = tmp_path / "other-ca.crt"
+    other_ca.write_bytes(CertificateAuthority("not-keda").pem)
+    delegation = DelegateSettings(
+        url=f"https://127.0.0.1:{pair.delegate.port}", ca_file=str(other_ca), token_file=str(pair.token_file)
+    )
+    settings = _webhook_settings(pki, kube, delegate=delegation)
+    with ServerThread(settings, server_config(redis_server.url)) as front:
+        headers = [*aggregator_headers(HPA_USER, ("system:authenticated",)), ("Accept", HPA_ACCEPT)]
+        reply = request(front.port, KEDA_PATH, pki.context(pki.aggregator), headers)
+    # THEN the handshake fails, the answer is a 503 and the token never reached the delegate
+    assert reply.status == 503
+    assert "delegated adapter" in reply.json()["message"]
+    assert pair.delegated_requests() == 0
+    assert FIRST_TOKEN not in kube.token_reviews
