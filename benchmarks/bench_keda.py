@@ -23,20 +23,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_server import CONNECTIONS, _fetch, _load, _Loop, _median_of, measure
+from benchmarks.bench_server import CONFIG, CONNECTIONS, _fetch, _load, _Loop, _median_of, measure
 
 TITLE = "Beside KEDA: delegated requests and the gRPC external scaler"
 EXTERNAL = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default"
 KEDA_METRIC = "s0-aws-sqs-orders"
 SERIES = 1_000
 GRPC_CONCURRENCY = 8
-CONFIG = """
-version: 1
-redis: {url: "redis://127.0.0.1:1/0"}
-defaults: {max_age_seconds: 86400}
-sources:
-  - {name: bench, type: sqs, region: eu-west-1, queues: {names: [bench]}}
-"""
 TRIGGER = {"metric": "bench_grpc", "labelSelector": "queue=q00007", "targetAverageValue": "5"}
 
 
