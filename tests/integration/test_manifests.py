@@ -130,10 +130,14 @@ def kubectl() -> str:
     return path
 
 
-def render(directory: Path) -> list[dict[str, Any]]:
-    result = subprocess.run(
+def kustomize(directory: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [kubectl(), "kustomize", str(directory)], capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def render(directory: Path) -> list[dict[str, Any]]:
+    result = kustomize(directory)
     assert result.returncode == 0, f"kubectl kustomize {directory} failed:\n{result.stderr}"
     return [document for document in yaml.safe_load_all(result.stdout) if document]
 
@@ -499,13 +503,7 @@ def test_self_signed_overlay_does_not_build_before_the_script(tmp_path: Path) ->
     shutil.copytree(
         K8S, tmp_path / "k8s", ignore=shutil.ignore_patterns("certs", "api-service-ca-bundle.yaml")
     )
-    result = subprocess.run(
-        [kubectl(), "kustomize", str(tmp_path / "k8s" / "overlays" / "self-signed")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = kustomize(tmp_path / "k8s" / "overlays" / "self-signed")
     assert result.returncode != 0
     assert "certs/tls.crt" in result.stderr or "api-service-ca-bundle.yaml" in result.stderr
 

@@ -230,6 +230,9 @@ class PassThroughStore:
     async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
         return await self.store.read_latest(metric, selector)
 
+    async def metric_names(self) -> set[str]:
+        return await self.store.metric_names()
+
     async def ping(self) -> bool:
         return await self.store.ping()
 

@@ -22,6 +22,7 @@ from tidegauge.server import errors
 from tidegauge.server.authn import Authenticator, UserInfo
 from tidegauge.server.authz import AuthorizationUnavailable, Authorizer
 from tidegauge.server.cache import TtlCache
+from tidegauge.server.delegate import Delegate, HeldNames
 from tidegauge.server.discovery import Discovery
 from tidegauge.server.health import Readiness
 from tidegauge.server.openapi import OpenApi
@@ -55,6 +56,9 @@ class Services:
     max_query_length: int = 8192
     request_timeout_seconds: float = 2.0
     """One deadline for the whole request: authentication, authorization and the store together."""
+    delegate: Delegate | None = None
+    """Where external metrics not in ``held`` are forwarded (see :mod:`.delegate`); None: answered here."""
+    held: HeldNames | None = None
 
 
 _ANSWER_OVERHEAD_BYTES = 256
@@ -157,6 +161,11 @@ class Handler:
                 f"the query string is {len(query)} characters long, "
                 f"more than {self.services.max_query_length}"
             )
+        delegate, held = self.services.delegate, self.services.held
+        if delegate is not None and held is not None and metric not in held:
+            answer = await delegate.forward(request.rel_url.raw_path, query, request.headers.get("Accept"))
+            content_type = {"Content-Type": answer.content_type}
+            return web.Response(body=answer.body, status=answer.status, headers=content_type)
         selector = selector_from_query(query)
         key = (namespace, metric, selector)
         body = self._bodies.get(key)

@@ -31,6 +31,7 @@ class ServerStore(Protocol):
     """What the server needs of :class:`AsyncStore` (tests pass a wrapper)."""
 
     async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]: ...
+    async def metric_names(self) -> set[str]: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
 
@@ -130,6 +131,9 @@ class RedisBackend:
 
     async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
         return await self._call(lambda store: store.read_latest(metric, selector))
+
+    async def metric_names(self) -> set[str]:
+        return await self._call(lambda store: store.metric_names())
 
     async def ping(self) -> bool:
         return await self._call(lambda store: store.ping())
