@@ -22,6 +22,8 @@ from tidegauge.server import errors
 from tidegauge.server.authn import Authenticator, UserInfo
 from tidegauge.server.authz import AuthorizationUnavailable, Authorizer
 from tidegauge.server.cache import TtlCache
+from tidegauge.server.custom import CustomMetricsProvider
+from tidegauge.server.custom_answer import answer_custom_metric
 from tidegauge.server.discovery import Discovery
 from tidegauge.server.health import Readiness
 from tidegauge.server.openapi import OpenApi
@@ -55,6 +57,8 @@ class Services:
     max_query_length: int = 8192
     request_timeout_seconds: float = 2.0
     """One deadline for the whole request: authentication, authorization and the store together."""
+    custom: CustomMetricsProvider | None = None
+    """Custom metrics (``objects:`` rules); None: the custom metrics paths are not found."""
 
 
 _ANSWER_OVERHEAD_BYTES = 256
@@ -133,6 +137,10 @@ class Handler:
         await self._authorize(user, route)
         if route.kind is RouteKind.EXTERNAL_METRIC:
             return await self._external_metric(request, route)
+        if route.kind is RouteKind.CUSTOM_METRIC:
+            query = self._checked_query(request, route)
+            body = await answer_custom_metric(services.custom, route, query)
+            return web.Response(body=body, content_type=JSON)
         if route.kind is RouteKind.GROUP_LIST:
             body, content_type = services.discovery.group_list(request.headers.get("Accept"))
             return web.Response(body=body, headers={"Content-Type": content_type})
@@ -147,8 +155,9 @@ class Handler:
         if not decision.allowed:
             raise errors.forbidden(route.attributes.denial(user, decision.reason))
 
-    async def _external_metric(self, request: web.BaseRequest, route: Route) -> web.Response:
-        namespace, metric = route.namespace, route.metric
+    def _checked_query(self, request: web.BaseRequest, route: Route) -> str:
+        """The raw query string, once the path's namespace and the query's length are known good (400)."""
+        namespace = route.namespace
         if not NAMESPACE.accepts(namespace):
             raise errors.bad_request(f"invalid namespace {namespace[:100]!r}: it must be a DNS label")
         query = request.rel_url.raw_query_string
@@ -157,7 +166,11 @@ class Handler:
                 f"the query string is {len(query)} characters long, "
                 f"more than {self.services.max_query_length}"
             )
-        selector = selector_from_query(query)
+        return query
+
+    async def _external_metric(self, request: web.BaseRequest, route: Route) -> web.Response:
+        namespace, metric = route.namespace, route.metric
+        selector = selector_from_query(self._checked_query(request, route))
         key = (namespace, metric, selector)
         body = self._bodies.get(key)
         if body is None:

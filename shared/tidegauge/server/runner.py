@@ -32,7 +32,8 @@ from tidegauge.server.authconfig import AuthenticationConfig, AuthenticationConf
 from tidegauge.server.authn import Authenticator
 from tidegauge.server.authz import AlwaysAllowAuthenticated, Authorizer, WebhookAuthorizer
 from tidegauge.server.backend import RedisBackend, RedisUrlFile, ServerStore, connect_when_answering
-from tidegauge.server.discovery import EXTERNAL_METRICS, Discovery
+from tidegauge.server.custom import CustomMetricsProvider
+from tidegauge.server.discovery import CUSTOM_METRICS_VERSIONS, EXTERNAL_METRICS, Discovery, custom_metrics
 from tidegauge.server.health import Readiness, RedisHealth
 from tidegauge.server.kube import KubeClient, KubeConnection, from_kubeconfig, in_cluster
 from tidegauge.server.listener import Listener, connection_cap
@@ -45,6 +46,7 @@ from tidegauge.server.tls import ServingTls
 logger = logging.getLogger(__name__)
 
 SERVED = (EXTERNAL_METRICS,)
+"""The external metrics group version; :meth:`Server.build` adds the custom metrics versions."""
 REDIS_CHECK_SECONDS = 5.0
 """How often Redis is pinged between requests, for the ``tidegauge_redis_up`` gauge."""
 
@@ -170,18 +172,22 @@ class Server:
             record=telemetry.authentications.inc,
         )
         self.readiness = Readiness()
+        custom = CustomMetricsProvider(provider, self.config.objects)
+        entries = [(resource.resource, metric) for resource, metric in custom.metrics()]
+        self.served = (*SERVED, *(custom_metrics(version, entries) for version in CUSTOM_METRICS_VERSIONS))
         self.services = Services(
             provider=provider,
             authenticator=self.authenticator,
             authorizer=authorizer,
             readiness=self.readiness,
             telemetry=telemetry,
-            discovery=Discovery(SERVED),
-            openapi=OpenApi(SERVED, __version__),
+            discovery=Discovery(self.served),
+            openapi=OpenApi(self.served, __version__),
             response_cache_seconds=settings.response_cache_seconds,
             response_cache_bytes=settings.response_cache_bytes,
             max_query_length=settings.max_query_length,
             request_timeout_seconds=settings.request_timeout_seconds,
+            custom=custom,
         )
         self._built = True
 
@@ -229,7 +235,7 @@ class Server:
             )
         logger.info(
             "serving %s on https://%s:%s",
-            ", ".join(s.group_version for s in SERVED),
+            ", ".join(s.group_version for s in self.served),
             settings.bind_address,
             secure,
         )
