@@ -455,10 +455,15 @@ def test_rbac_matches_the_contract(renders: dict[str, list[dict[str, Any]]]) -> 
     ]
     (custom_hpa,) = bindings("ClusterRoleBinding", "tidegauge-custom-metrics-reader")
     assert custom_hpa["subjects"] == hpa["subjects"]
+    # Pods metrics: the server lists and watches pods, and may do nothing else with them
+    pod_reader = only(objects, "ClusterRole", "tidegauge-pod-reader")
+    assert pod_reader["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]}]
+    (pods,) = bindings("ClusterRoleBinding", "tidegauge-pod-reader")
+    assert pods["subjects"] == [server]
     # nothing else: the server reads its configuration from the mounted file, not through the API
     roles = [o for o in objects if o["kind"] in {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}]
     assert [o for o in roles if o["metadata"].get("namespace") == "tidegauge"] == []
-    assert len(roles) == 6
+    assert len(roles) == 8
 
 
 def test_network_policy_admits_the_aggregator_and_scrapes_and_limits_egress(

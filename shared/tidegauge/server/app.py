@@ -27,6 +27,7 @@ from tidegauge.server.custom_answer import answer_custom_metric
 from tidegauge.server.discovery import Discovery
 from tidegauge.server.health import Readiness
 from tidegauge.server.openapi import OpenApi
+from tidegauge.server.pods import PodCache
 from tidegauge.server.provider import ExternalMetricsProvider, MetricNotFound
 from tidegauge.server.routing import Route, RouteKind, resolve, selector_from_query
 from tidegauge.server.settings import DEFAULT_RESPONSE_CACHE_BYTES
@@ -59,6 +60,8 @@ class Services:
     """One deadline for the whole request: authentication, authorization and the store together."""
     custom: CustomMetricsProvider | None = None
     """Custom metrics (``objects:`` rules); None: the custom metrics paths are not found."""
+    pods: PodCache | None = None
+    """The watched pods, for Pods metrics; None when no rule describes pods or no kube-apiserver."""
 
 
 _ANSWER_OVERHEAD_BYTES = 256
@@ -139,7 +142,7 @@ class Handler:
             return await self._external_metric(request, route)
         if route.kind is RouteKind.CUSTOM_METRIC:
             query = self._checked_query(request, route)
-            body = await answer_custom_metric(services.custom, route, query)
+            body = await answer_custom_metric(services.custom, services.pods, route, query)
             return web.Response(body=body, content_type=JSON)
         if route.kind is RouteKind.GROUP_LIST:
             body, content_type = services.discovery.group_list(request.headers.get("Accept"))

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from tidegauge.config.objects import (
     BUILT_IN_RESOURCES,
+    PODS,
     ObjectRule,
     ResourceType,
     Template,
@@ -120,12 +121,55 @@ class CustomMetricsProvider:
                 found.setdefault(tuple(sorted(value.labels.items())), value)
         return list(found.values())
 
+    async def get_pods_metric(
+        self, namespace: str, pods: Sequence[str], metric: str, metric_selector: Selector
+    ) -> list[CustomMetricValue]:
+        """``metric`` for each of ``pods`` that fresh series describe, one item per pod, sorted by name.
+
+        One read per ``pods`` rule, not per pod: the rule's selector (and its namespace template) picks
+        the series, its name template says which pod each describes. No such series -> MetricNotFound.
+        """
+        rules = self.rules_for(PODS, metric)
+        if not rules:
+            raise MetricNotFound(f"no metric {metric!r} is served for pods")
+        wanted = set(pods)
+        per_pod: dict[str, dict[tuple[tuple[str, str], ...], ExternalMetricValue]] = {}
+        for rule in rules:
+            selector = self.selector_for(rule, namespace, None, metric_selector)
+            if selector is None:
+                continue
+            try:
+                values = await self._series.get_external_metric(namespace, selector, metric)
+            except MetricNotFound as error:
+                logger.debug("pods rule for %s selects nothing: %s", metric, error)
+                continue
+            for value in values:
+                pod = rule.name.render(value.labels)
+                if pod in wanted:
+                    per_pod.setdefault(pod, {}).setdefault(tuple(sorted(value.labels.items())), value)
+        if not per_pod:
+            raise MetricNotFound(
+                f"no fresh pod-level series of metric {metric!r} describe the {len(wanted)} selected pods "
+                f"in namespace {namespace}"
+            )
+        return [
+            CustomMetricValue(
+                DescribedObject(PODS.kind, PODS.api_version, pod, namespace),
+                metric,
+                timestamp=min(value.timestamp for value in series.values()),
+                value=sum(value.value for value in series.values()),
+                selector=metric_selector,
+            )
+            for pod, series in sorted(per_pod.items())
+        ]
+
     def selector_for(
-        self, rule: ObjectRule, namespace: str, name: str, metric_selector: Selector
+        self, rule: ObjectRule, namespace: str, name: str | None, metric_selector: Selector
     ) -> Selector | None:
-        """The series selector for the object under ``rule``; None when the rule cannot name this object."""
+        """The series selector for the object under ``rule`` (any name: ``name`` None); None when the
+        rule cannot name this object."""
         wanted: dict[str, str] = {}
-        pairs: list[tuple[Template, str]] = [(rule.name, name)]
+        pairs: list[tuple[Template, str]] = [] if name is None else [(rule.name, name)]
         if rule.namespace is not None:
             pairs.append((rule.namespace, namespace))
         for template, actual in pairs:

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from tidegauge import __version__
 from tidegauge.config import Config
+from tidegauge.config.objects import PODS
 from tidegauge.errors import UsageError
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.redis_settings import connection_settings
@@ -38,6 +39,7 @@ from tidegauge.server.health import Readiness, RedisHealth
 from tidegauge.server.kube import KubeClient, KubeConnection, from_kubeconfig, in_cluster
 from tidegauge.server.listener import Listener, connection_cap
 from tidegauge.server.openapi import OpenApi
+from tidegauge.server.pods import PodCache
 from tidegauge.server.provider import ExternalMetricsProvider
 from tidegauge.server.settings import AuthorizationMode, ConnectionLimits, ServerSettings
 from tidegauge.server.telemetry import CONTENT_TYPE, Telemetry
@@ -47,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 SERVED = (EXTERNAL_METRICS,)
 """The external metrics group version; :meth:`Server.build` adds the custom metrics versions."""
+POD_LIST_TIMEOUT_SECONDS = 30.0
+"""Bound of one page (500 pods) of the pod list, read in the background, never per request."""
 REDIS_CHECK_SECONDS = 5.0
 """How often Redis is pinged between requests, for the ``tidegauge_redis_up`` gauge."""
 
@@ -116,6 +120,22 @@ class Server:
         self._kube_clients.append(client)
         return client
 
+    def _pod_cache(self) -> PodCache | None:
+        """The pod list+watch cache, when a rule describes pods and a kube-apiserver is known."""
+        if not any(rule.resource is PODS for rule in self.config.objects):
+            return None
+        settings = self.settings
+        kubeconfig = settings.authorization_kubeconfig or settings.authentication.authentication_kubeconfig
+        connection = _connection(kubeconfig)
+        if connection is None:
+            logger.warning(
+                "objects: rules describe pods, but no kube-apiserver is known: pods metrics are 404"
+            )
+            return None
+        client = KubeClient(connection, timeout_seconds=POD_LIST_TIMEOUT_SECONDS)
+        self._kube_clients.append(client)
+        return PodCache(client)
+
     def _authorizer(self, telemetry: Telemetry) -> Authorizer:
         settings = self.settings
         if settings.authorization_mode is AuthorizationMode.ALWAYS_ALLOW_AUTHENTICATED:
@@ -173,6 +193,7 @@ class Server:
         )
         self.readiness = Readiness()
         custom = CustomMetricsProvider(provider, self.config.objects)
+        self.pods = self._pod_cache()
         entries = [(resource.resource, metric) for resource, metric in custom.metrics()]
         self.served = (*SERVED, *(custom_metrics(version, entries) for version in CUSTOM_METRICS_VERSIONS))
         self.services = Services(
@@ -188,6 +209,7 @@ class Server:
             max_query_length=settings.max_query_length,
             request_timeout_seconds=settings.request_timeout_seconds,
             custom=custom,
+            pods=self.pods,
         )
         self._built = True
 
@@ -227,6 +249,8 @@ class Server:
                 lambda: self._refresh_auth(self.auth_loader),
             ),
         ]
+        if self.pods is not None:
+            self._tasks.append(asyncio.create_task(self.pods.run(), name="pod-watch"))
         if self._url_file is not None:
             self._tasks.append(
                 tasks.start_periodic(
