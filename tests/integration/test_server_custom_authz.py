@@ -10,9 +10,8 @@ import pytest
 
 from tests.support.custom_metrics import CUSTOM, custom_config, custom_samples
 from tests.support.kube_fake import FakeKubeApiServer
-from tests.support.server_harness import HPA_ACCEPT, Pki, ServerThread, request, seed, settings_for
+from tests.support.server_harness import HPA_ACCEPT, Pki, ServerThread, request, seed, webhook_settings
 from tidegauge.localredis import RedisServer
-from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode
 
 pytestmark = pytest.mark.integration
 
@@ -31,19 +30,7 @@ def kube(tmp_path: Path) -> Iterator[FakeKubeApiServer]:
 def server(pki: Pki, kube: FakeKubeApiServer, redis_server: RedisServer) -> Iterator[ServerThread]:
     now = time.time()
     seed(redis_server.url, custom_samples(now - 1, now), flush=True)
-    kubeconfig = kube.write_kubeconfig()
-    flags = AuthenticationFlags(
-        client_ca_file=pki.client_ca_file,
-        requestheader_client_ca_file=pki.proxy_ca_file,
-        authentication_kubeconfig=kubeconfig,
-        skip_lookup=True,
-    )
-    settings = settings_for(
-        pki,
-        authentication=flags,
-        authorization_mode=AuthorizationMode.WEBHOOK,
-        authorization_kubeconfig=kubeconfig,
-    )
+    settings = webhook_settings(pki, kube.write_kubeconfig())
     with ServerThread(settings, custom_config(redis_server.url)) as thread:
         yield thread
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_server_kubectl import KUBECTL, write_kubeconfig
+from tests.integration.test_server_kubectl import KUBECTL, kubectl_get_raw
 from tests.support.kube_fake import FakeKubeApiServer
 from tests.support.server_harness import (
     HPA_ACCEPT,
@@ -193,15 +191,7 @@ def test_pods_listed_beyond_the_cap_are_left_out(tmp_path: Path, kube: FakeKubeA
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this machine")
 def test_kubectl_get_raw_on_the_pods_path(server: ServerThread, pki: Pki) -> None:
     # GIVEN kubectl with a client certificate WHEN it gets the pods metric with a pod selector
-    assert KUBECTL is not None
-    kubeconfig = write_kubeconfig(pki, server.port)
-    result = subprocess.run(
-        [KUBECTL, "--kubeconfig", kubeconfig, "get", "--raw", WORKERS],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    document = kubectl_get_raw(pki, server.port, WORKERS)
     # THEN one item per selected pod with series
-    assert result.returncode == 0, result.stderr
-    names = [item["describedObject"]["name"] for item in json.loads(result.stdout)["items"]]
+    names = [item["describedObject"]["name"] for item in document["items"]]
     assert names == ["worker-1", "worker-2"]

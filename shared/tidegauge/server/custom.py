@@ -84,42 +84,13 @@ class CustomMetricsProvider:
         rules = self.rules_for(resource, metric)
         if not rules:
             raise MetricNotFound(f"no metric {metric!r} is served for {resource.resource}")
-        series = await self._describing(rules, namespace, name, metric, metric_selector)
+        series = (await self._by_object(rules, namespace, name, metric, metric_selector)).get(name)
         if not series:
             raise MetricNotFound(f"no fresh series of metric {metric!r} describe {what}")
         described = DescribedObject(
             resource.kind, resource.api_version, name, namespace if resource.namespaced else ""
         )
-        return CustomMetricValue(
-            described,
-            metric,
-            timestamp=min(value.timestamp for value in series),
-            value=sum(value.value for value in series),
-            selector=metric_selector,
-        )
-
-    async def _describing(
-        self,
-        rules: Iterable[ObjectRule],
-        namespace: str,
-        name: str,
-        metric: str,
-        metric_selector: Selector,
-    ) -> list[ExternalMetricValue]:
-        """The fresh visible series describing the object, each once, from every rule that maps to it."""
-        found: dict[tuple[tuple[str, str], ...], ExternalMetricValue] = {}
-        for rule in rules:
-            selector = self.selector_for(rule, namespace, name, metric_selector)
-            if selector is None:
-                continue
-            try:
-                values = await self._series.get_external_metric(namespace, selector, metric)
-            except MetricNotFound as error:
-                logger.debug("rule for %s %s selects nothing: %s", rule.resource.resource, metric, error)
-                continue
-            for value in values:
-                found.setdefault(tuple(sorted(value.labels.items())), value)
-        return list(found.values())
+        return _summed(described, metric, series, metric_selector)
 
     async def get_pods_metric(
         self, namespace: str, pods: Sequence[str], metric: str, metric_selector: Selector
@@ -132,36 +103,47 @@ class CustomMetricsProvider:
         rules = self.rules_for(PODS, metric)
         if not rules:
             raise MetricNotFound(f"no metric {metric!r} is served for pods")
+        by_pod = await self._by_object(rules, namespace, None, metric, metric_selector)
         wanted = set(pods)
-        per_pod: dict[str, dict[tuple[tuple[str, str], ...], ExternalMetricValue]] = {}
+        items = [
+            _summed(
+                DescribedObject(PODS.kind, PODS.api_version, pod, namespace), metric, series, metric_selector
+            )
+            for pod, series in sorted(by_pod.items())
+            if pod in wanted
+        ]
+        if not items:
+            raise MetricNotFound(
+                f"no fresh pod-level series of metric {metric!r} describe the {len(wanted)} selected pods "
+                f"in namespace {namespace}"
+            )
+        return items
+
+    async def _by_object(
+        self,
+        rules: Iterable[ObjectRule],
+        namespace: str,
+        name: str | None,
+        metric: str,
+        metric_selector: Selector,
+    ) -> dict[str, list[ExternalMetricValue]]:
+        """Fresh visible series per object name they describe (only ``name``'s, unless None), each series
+        once however many rules select it: one provider read per rule."""
+        found: dict[str, dict[tuple[tuple[str, str], ...], ExternalMetricValue]] = {}
         for rule in rules:
-            selector = self.selector_for(rule, namespace, None, metric_selector)
+            selector = self.selector_for(rule, namespace, name, metric_selector)
             if selector is None:
                 continue
             try:
                 values = await self._series.get_external_metric(namespace, selector, metric)
             except MetricNotFound as error:
-                logger.debug("pods rule for %s selects nothing: %s", metric, error)
+                logger.debug("rule for %s %s selects nothing: %s", rule.resource.resource, metric, error)
                 continue
             for value in values:
-                pod = rule.name.render(value.labels)
-                if pod in wanted:
-                    per_pod.setdefault(pod, {}).setdefault(tuple(sorted(value.labels.items())), value)
-        if not per_pod:
-            raise MetricNotFound(
-                f"no fresh pod-level series of metric {metric!r} describe the {len(wanted)} selected pods "
-                f"in namespace {namespace}"
-            )
-        return [
-            CustomMetricValue(
-                DescribedObject(PODS.kind, PODS.api_version, pod, namespace),
-                metric,
-                timestamp=min(value.timestamp for value in series.values()),
-                value=sum(value.value for value in series.values()),
-                selector=metric_selector,
-            )
-            for pod, series in sorted(per_pod.items())
-        ]
+                described = name if name is not None else rule.name.render(value.labels)
+                if described is not None:
+                    found.setdefault(described, {}).setdefault(tuple(sorted(value.labels.items())), value)
+        return {described: list(series.values()) for described, series in found.items()}
 
     def selector_for(
         self, rule: ObjectRule, namespace: str, name: str | None, metric_selector: Selector
@@ -187,3 +169,16 @@ class CustomMetricsProvider:
         own = self._selectors.get(rule.selector) if rule.selector else None
         requirements = [*metric_selector.requirements, *equalities, *(own.requirements if own else ())]
         return Selector(tuple(requirements))
+
+
+def _summed(
+    described: DescribedObject, metric: str, series: Sequence[ExternalMetricValue], selector: Selector
+) -> CustomMetricValue:
+    """One object's item: the sum of its series, at the oldest of their source timestamps."""
+    return CustomMetricValue(
+        described,
+        metric,
+        timestamp=min(value.timestamp for value in series),
+        value=sum(value.value for value in series),
+        selector=selector,
+    )

@@ -21,22 +21,33 @@ _STRING = {"type": "string"}
 _INT64 = {"type": "integer", "format": "int64"}
 
 
+def _list_schema(
+    description: str, item_reference: str, group: str, version: str, kind: str
+) -> dict[str, Any]:
+    """A list kind's schema: apiVersion, kind, metadata and its items (each ``item_reference``)."""
+    return {
+        "description": description,
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "apiVersion": _STRING,
+            "kind": _STRING,
+            "metadata": {"type": "object"},
+            "items": {"type": "array", "items": {"$ref": item_reference}},
+        },
+        "x-kubernetes-group-version-kind": [{"group": group, "version": version, "kind": kind}],
+    }
+
+
 def _schemas(reference_prefix: str) -> dict[str, Any]:
     return {
-        _EXTERNAL_LIST: {
-            "description": "A list of values of one external metric.",
-            "type": "object",
-            "required": ["items"],
-            "properties": {
-                "apiVersion": _STRING,
-                "kind": _STRING,
-                "metadata": {"type": "object"},
-                "items": {"type": "array", "items": {"$ref": f"{reference_prefix}{_EXTERNAL_VALUE}"}},
-            },
-            "x-kubernetes-group-version-kind": [
-                {"group": "external.metrics.k8s.io", "version": "v1beta1", "kind": "ExternalMetricValueList"}
-            ],
-        },
+        _EXTERNAL_LIST: _list_schema(
+            "A list of values of one external metric.",
+            f"{reference_prefix}{_EXTERNAL_VALUE}",
+            "external.metrics.k8s.io",
+            "v1beta1",
+            "ExternalMetricValueList",
+        ),
         _EXTERNAL_VALUE: {
             "description": "One series of an external metric: its labels, value and source timestamp.",
             "type": "object",
@@ -67,20 +78,13 @@ def _custom_schemas(version: str, reference_prefix: str) -> dict[str, Any]:
         identity = {"metric": metric, "windowSeconds": _INT64}
         required = ["describedObject", "metric", "timestamp", "value"]
     return {
-        f"{prefix}.MetricValueList": {
-            "description": "Values of one custom metric for the described objects.",
-            "type": "object",
-            "required": ["items"],
-            "properties": {
-                "apiVersion": _STRING,
-                "kind": _STRING,
-                "metadata": {"type": "object"},
-                "items": {"type": "array", "items": {"$ref": f"{reference_prefix}{prefix}.MetricValue"}},
-            },
-            "x-kubernetes-group-version-kind": [
-                {"group": CUSTOM_GROUP, "version": version, "kind": "MetricValueList"}
-            ],
-        },
+        f"{prefix}.MetricValueList": _list_schema(
+            "Values of one custom metric for the described objects.",
+            f"{reference_prefix}{prefix}.MetricValue",
+            CUSTOM_GROUP,
+            version,
+            "MetricValueList",
+        ),
         f"{prefix}.MetricValue": {
             "description": "A custom metric's value for one object, at its source timestamp.",
             "type": "object",
