@@ -270,3 +270,22 @@ def test_openapi_documents_both_custom_versions(server: ServerThread, pki: Pki) 
         document = hpa_get(server, pki, url.partition("?")[0], "application/json").json()
         schemas = document["components"]["schemas"]
         assert f"io.k8s.metrics.pkg.apis.custom_metrics.{version}.MetricValueList" in schemas
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/namespaces/shop/deployments.apps/%0Amy-app/http_requests_total",
+        "/namespaces/shop/deployments.apps/" + "a" * 300 + "/http_requests_total",
+        "/namespaces/shop/deployments.apps/my-app/http%2Frequests",
+        "/namespaces/shop/%00/my-app/http_requests_total",
+        "/namespaces/shop/deployments.apps/my%20app/http_requests_total",
+        "/namespaces/shop/pods/*/http_requests_total",
+        "/namespaces/shop/services/*/sqs_messages?labelSelector=app%3Dweb",
+        "/namespaces/shop/namespaces/other/sqs_messages",
+    ],
+)
+def test_odd_custom_paths_get_a_client_status_never_a_500(server: ServerThread, pki: Pki, path: str) -> None:
+    reply = hpa_get(server, pki, CUSTOM + path)
+    assert reply.status in (400, 404), reply.body
+    assert reply.json()["kind"] == "Status"
