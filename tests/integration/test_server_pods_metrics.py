@@ -142,7 +142,8 @@ def test_watch_updates_add_and_remove_pods(server: ServerThread, pki: Pki, kube:
 def test_an_expired_watch_lists_again(server: ServerThread, pki: Pki, kube: FakeKubeApiServer) -> None:
     cache = server.server.pods
     assert cache is not None
-    # GIVEN the apiserver expires the watch (410) WHEN a pod starts meanwhile THEN a relist finds it
+    # GIVEN the apiserver expires the open watch (410) WHEN a pod starts meanwhile THEN a relist finds it
+    assert kube.watching.wait(10)
     kube.expire_watches()
     kube.add_pod("shop", "worker-3", {"app": "worker"})
     server.call(until(cache, pods_in(server, {"worker-1", "worker-2", "worker-3", "web-1"})))

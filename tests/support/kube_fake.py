@@ -43,6 +43,8 @@ class FakeKubeApiServer:
         self._resource_version = 1
         self._events: list[tuple[int, dict[str, Any]]] = []
         self._watchers: list[asyncio.Queue[dict[str, Any] | None]] = []
+        self.watching = threading.Event()
+        """Set while at least one pod watch is open (tests wait for it before expiring watches)."""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -190,11 +192,14 @@ class FakeKubeApiServer:
         response.enable_chunked_encoding()
         await response.prepare(request)
         self._watchers.append(queue)
+        self.watching.set()
         try:
             while (live := await queue.get()) is not None:
                 await response.write(json.dumps(live).encode() + b"\n")
         finally:
             self._watchers.remove(queue)
+            if not self._watchers:
+                self.watching.clear()
         await response.write_eof()
         return response
 

@@ -80,7 +80,11 @@ class PodCache:
             try:
                 await self._list()
                 while True:
-                    await self._watch()
+                    if not await self._watch():
+                        # A watch that ended with no event (idle, or an apiserver closing it at once):
+                        # resume after a pause, so a misbehaving one costs no busy loop. Events of the
+                        # pause are not lost: the next watch starts from the same resourceVersion.
+                        await asyncio.sleep(self._retry_seconds)
             except WatchExpired:
                 logger.info("pod watch expired at resourceVersion %s: listing again", self.resource_version)
             except asyncio.CancelledError:
@@ -118,8 +122,11 @@ class PodCache:
         self._touch()
         logger.info("pods listed: %d at resourceVersion %s", count, self.resource_version)
 
-    async def _watch(self) -> None:
+    async def _watch(self) -> int:
+        """Apply one watch's events until it ends; how many there were."""
+        events = 0
         async for event in self._source.watch_pods(self.resource_version):
+            events += 1
             kind = event.get("type")
             item = event.get("object") or {}
             if kind == "ERROR":
@@ -135,6 +142,7 @@ class PodCache:
                 namespace, name, _ = _identity(item)
                 self._remove(namespace, name)
             self._touch()
+        return events
 
     def _put(self, namespace: str, name: str, labels: dict[str, str]) -> None:
         if not name:
