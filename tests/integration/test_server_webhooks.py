@@ -21,9 +21,10 @@ from tests.support.server_harness import (
     seed,
     server_config,
     settings_for,
+    webhook_settings,
 )
 from tidegauge.localredis import RedisServer
-from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode
+from tidegauge.server.settings import AuthenticationFlags
 
 pytestmark = pytest.mark.integration
 
@@ -47,19 +48,7 @@ def seeded(redis_server: RedisServer) -> str:
 
 @pytest.fixture
 def server(pki: Pki, kube: FakeKubeApiServer, seeded: str) -> Iterator[ServerThread]:
-    kubeconfig = kube.write_kubeconfig()
-    flags = AuthenticationFlags(
-        client_ca_file=pki.client_ca_file,
-        requestheader_client_ca_file=pki.proxy_ca_file,
-        authentication_kubeconfig=kubeconfig,
-        skip_lookup=True,
-    )
-    settings = settings_for(
-        pki,
-        authentication=flags,
-        authorization_mode=AuthorizationMode.WEBHOOK,
-        authorization_kubeconfig=kubeconfig,
-    )
+    settings = webhook_settings(pki, kube.write_kubeconfig())
     with ServerThread(settings, server_config(seeded)) as thread:
         yield thread
 

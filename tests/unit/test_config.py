@@ -127,6 +127,7 @@ def test_example_config_documents_every_field() -> None:
         *schema.METRIC_POLICY_KEYS,
         *schema.FALLBACK_KEYS,
         *schema.EXPOSURE_KEYS,
+        *schema.OBJECT_KEYS,
     )
 
     assert sorted({key for key in schema_keys if f"{key}:" not in text}) == []

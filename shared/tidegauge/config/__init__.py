@@ -39,6 +39,7 @@ from tidegauge.config.model import (
     Source,
     SqsSource,
 )
+from tidegauge.config.objects import ObjectRule, ResourceType, Template
 from tidegauge.config.presets import PRESETS, Preset
 
 if TYPE_CHECKING:
@@ -75,11 +76,14 @@ __all__ = [
     "Labels",
     "MetricPolicy",
     "MetricStatSpec",
+    "ObjectRule",
     "Preset",
     "RedisSettings",
+    "ResourceType",
     "SamplingSettings",
     "Source",
     "SqsSource",
+    "Template",
     "load_config",
     "parse_config",
 ]

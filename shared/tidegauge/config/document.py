@@ -21,6 +21,7 @@ from tidegauge.config.model import (
     producer_max_age,
     producers,
 )
+from tidegauge.config.object_rules import parse_objects
 from tidegauge.config.policies import parse_exposure, parse_metric_entries
 from tidegauge.config.schema import (
     DEFAULTS_KEYS,
@@ -71,6 +72,7 @@ def build_config(data: Any, origin: str, url_override: tuple[str, str] | None) -
     check_metric_collisions(issues, placed_sources)
     check_query_ages(issues, placed_sources, entries, defaults)
     exposure = parse_exposure(root, produced)
+    objects = parse_objects(root, produced)
     if issues.items:
         raise ConfigError(issues.items, origin)
     metrics = {
@@ -94,6 +96,7 @@ def build_config(data: Any, origin: str, url_override: tuple[str, str] | None) -
         sources=sources,
         metrics=MappingProxyType(metrics),
         exposure=exposure,
+        objects=objects,
     )
 
 

@@ -12,6 +12,8 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Final, Literal, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
+from tidegauge.config.objects import ObjectRule
+
 SCHEMA_VERSION: Final = 1
 DEFAULT_SQS_METRIC: Final = "sqs_messages"
 RESERVED_SQS_LABELS: Final = ("queue", "region", "account", "state")
@@ -200,6 +202,8 @@ class Config:
     sources: tuple[Source, ...] = ()
     metrics: Mapping[str, MetricPolicy] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     exposure: tuple[ExposureRule, ...] | None = None
+    objects: tuple[ObjectRule, ...] = ()
+    """Which series describe which Kubernetes objects (the custom metrics API); see :mod:`.objects`."""
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], origin: str = "<mapping>") -> Config:

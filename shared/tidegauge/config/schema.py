@@ -36,6 +36,7 @@ METRIC_POLICY_KEYS: Final = keys_of(MetricPolicy)
 FALLBACK_KEYS: Final = keys_of(Fallback)
 EXPOSURE_KEYS: Final = keys_of(ExposureRule)
 STAT_KEYS: Final = keys_of(MetricStatSpec)
+OBJECT_KEYS: Final = ("metric", "selector", "resource", "kind", "api_version", "namespace", "name")
 
 SOURCE_TYPES: Final = ("sqs", "cloudwatch")
 COMMON_SOURCE_KEYS: Final = ("name", "type", "region", "account", "role_arn")

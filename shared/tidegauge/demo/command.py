@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from tidegauge.demo.config import DEMO_DEPLOYMENT, DEMO_NAMESPACE
 from tidegauge.demo.run import EXIT_FAILED, Demo
 from tidegauge.demo.scenario import Scenario
 from tidegauge.demo.stack import StackError
@@ -61,6 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="after the run, keep the stack up (quiet workload) and print a kubectl command; Ctrl-C ends",
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the workload's noise (default 7)")
+    parser.add_argument(
+        "--external-backlog",
+        action="store_true",
+        help="read the queue backlog as an External metric (default: as the Object metric of Deployment "
+        f"{DEMO_NAMESPACE}/{DEMO_DEPLOYMENT}, through custom.metrics.k8s.io; the CPU is External either way)",
+    )
 
 
 def build_scenario(args: argparse.Namespace) -> tuple[Scenario, int]:
@@ -78,6 +85,8 @@ def build_scenario(args: argparse.Namespace) -> tuple[Scenario, int]:
         steps = round(scenario.simulated_seconds / scenario.step_seconds)
     if args.seed != scenario.seed:
         scenario = dataclasses.replace(scenario, seed=args.seed)
+    if not args.external_backlog:
+        scenario = dataclasses.replace(scenario, backlog_object=DEMO_DEPLOYMENT)
     return scenario, steps
 
 

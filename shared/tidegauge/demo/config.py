@@ -26,6 +26,9 @@ QUIET_PERIOD_SECONDS = 120.0
 REGION = "us-east-1"
 SQS_SOURCE = "demo"
 CLOUDWATCH_SOURCE = "demo-db"
+DEMO_NAMESPACE = "demo"
+DEMO_DEPLOYMENT = "orders-worker"
+"""The Deployment the demo's queue describes (objects: rule), read by the HPA as an Object metric."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,20 @@ class DemoTiming:
         )
 
 
-def demo_config_yaml(redis_url: str, timing: DemoTiming, *, queue_name: str, cluster_name: str) -> str:
-    """The YAML document the collectors read from SSM and the server from a file."""
+def demo_config_yaml(
+    redis_url: str,
+    timing: DemoTiming,
+    *,
+    queue_name: str,
+    cluster_name: str,
+    namespace: str = DEMO_NAMESPACE,
+    deployment: str = DEMO_DEPLOYMENT,
+) -> str:
+    """The YAML document the collectors read from SSM and the server from a file.
+
+    Its ``objects:`` rule says the queue's series describe Deployment ``namespace/deployment``, so the
+    same backlog is served as an External metric and as that Deployment's Object metric.
+    """
     document = {
         "version": 1,
         "redis": {"url": redis_url},
@@ -92,6 +107,15 @@ def demo_config_yaml(redis_url: str, timing: DemoTiming, *, queue_name: str, clu
                     }
                 ],
             },
+        ],
+        "objects": [
+            {
+                "metric": "sqs_messages",
+                "selector": f"queue={queue_name}",
+                "resource": "deployments.apps",
+                "namespace": namespace,
+                "name": deployment,
+            }
         ],
     }
     header = (

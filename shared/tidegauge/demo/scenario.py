@@ -67,6 +67,9 @@ class Scenario:
     initial_replicas: int
     cpu_model: CpuModel
     seed: int
+    backlog_object: str | None = None
+    """The Deployment (in ``namespace``) whose Object metric the HPA reads the backlog as, through
+    custom.metrics.k8s.io; None: the backlog is an External metric like the CPU."""
 
     def __post_init__(self) -> None:
         if self.simulated_seconds < MIN_SIMULATED_SECONDS:

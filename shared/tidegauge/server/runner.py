@@ -25,6 +25,7 @@ from aiohttp import web
 
 from tidegauge import __version__
 from tidegauge.config import Config
+from tidegauge.config.objects import PODS
 from tidegauge.errors import UsageError
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.redis_settings import connection_settings
@@ -34,12 +35,14 @@ from tidegauge.server.authconfig import AuthenticationConfig, AuthenticationConf
 from tidegauge.server.authn import Authenticator
 from tidegauge.server.authz import AlwaysAllowAuthenticated, Authorizer, WebhookAuthorizer
 from tidegauge.server.backend import RedisBackend, RedisUrlFile, ServerStore, connect_when_answering
+from tidegauge.server.custom import CustomMetricsProvider
 from tidegauge.server.delegate import Delegate, HeldNames
-from tidegauge.server.discovery import EXTERNAL_METRICS, Discovery
+from tidegauge.server.discovery import CUSTOM_METRICS_VERSIONS, EXTERNAL_METRICS, Discovery, custom_metrics
 from tidegauge.server.health import Readiness, RedisHealth
 from tidegauge.server.kube import KubeClient, KubeConnection, from_kubeconfig, in_cluster
 from tidegauge.server.listener import Listener, connection_cap
 from tidegauge.server.openapi import OpenApi
+from tidegauge.server.pods import PodCache
 from tidegauge.server.provider import ExternalMetricsProvider
 from tidegauge.server.settings import AuthorizationMode, ConnectionLimits, KedaScalerSettings, ServerSettings
 from tidegauge.server.telemetry import CONTENT_TYPE, Telemetry
@@ -49,6 +52,9 @@ from tidegauge.store import StoreError
 logger = logging.getLogger(__name__)
 
 SERVED = (EXTERNAL_METRICS,)
+"""The external metrics group version; :meth:`Server.build` adds the custom metrics versions."""
+POD_LIST_TIMEOUT_SECONDS = 30.0
+"""Bound of one page (500 pods) of the pod list, read in the background, never per request."""
 REDIS_CHECK_SECONDS = 5.0
 """How often Redis is pinged between requests, for the ``tidegauge_redis_up`` gauge."""
 
@@ -126,6 +132,22 @@ class Server:
         self._kube_clients.append(client)
         return client
 
+    def _pod_cache(self) -> PodCache | None:
+        """The pod list+watch cache, when a rule describes pods and a kube-apiserver is known."""
+        if not any(rule.resource is PODS for rule in self.config.objects):
+            return None
+        settings = self.settings
+        kubeconfig = settings.authorization_kubeconfig or settings.authentication.authentication_kubeconfig
+        connection = _connection(kubeconfig)
+        if connection is None:
+            logger.warning(
+                "objects: rules describe pods, but no kube-apiserver is known: pods metrics are 404"
+            )
+            return None
+        client = KubeClient(connection, timeout_seconds=POD_LIST_TIMEOUT_SECONDS)
+        self._kube_clients.append(client)
+        return PodCache(client)
+
     def _authorizer(self, telemetry: Telemetry) -> Authorizer:
         settings = self.settings
         if settings.authorization_mode is AuthorizationMode.ALWAYS_ALLOW_AUTHENTICATED:
@@ -189,20 +211,26 @@ class Server:
             self.held = HeldNames(
                 (*self.config.metric_names(), *self.config.metrics), self.store.metric_names
             )
+        custom = CustomMetricsProvider(provider, self.config.objects)
+        self.pods = self._pod_cache()
+        entries = [(resource.resource, metric) for resource, metric in custom.metrics()]
+        self.served = (*SERVED, *(custom_metrics(version, entries) for version in CUSTOM_METRICS_VERSIONS))
         self.services = Services(
             provider=provider,
             authenticator=self.authenticator,
             authorizer=authorizer,
             readiness=self.readiness,
             telemetry=telemetry,
-            discovery=Discovery(SERVED),
-            openapi=OpenApi(SERVED, __version__),
+            discovery=Discovery(self.served),
+            openapi=OpenApi(self.served, __version__),
             response_cache_seconds=settings.response_cache_seconds,
             response_cache_bytes=settings.response_cache_bytes,
             max_query_length=settings.max_query_length,
             request_timeout_seconds=settings.request_timeout_seconds,
             delegate=self.delegate,
             held=self.held,
+            custom=custom,
+            pods=self.pods,
         )
         self._built = True
 
@@ -251,6 +279,8 @@ class Server:
             self._tasks.append(
                 tasks.start_periodic("held-names", settings.delegate.held_refresh_seconds, self.refresh_held)
             )
+        if self.pods is not None:
+            self._tasks.append(asyncio.create_task(self.pods.run(), name="pod-watch"))
         if self._url_file is not None:
             self._tasks.append(
                 tasks.start_periodic(
@@ -259,7 +289,7 @@ class Server:
             )
         logger.info(
             "serving %s on https://%s:%s",
-            ", ".join(s.group_version for s in SERVED),
+            ", ".join(s.group_version for s in self.served),
             settings.bind_address,
             secure,
         )
