@@ -1,4 +1,10 @@
-"""A small fake kube-apiserver over real HTTPS: TokenReview, SubjectAccessReview and one ConfigMap."""
+"""A small fake kube-apiserver over real HTTPS: TokenReview, SubjectAccessReview, and stored objects.
+
+Objects put with :meth:`FakeKubeApiServer.put` are answered by GET at their path, and listed (with the
+``labelSelector`` and ``fieldSelector`` equality filters the real API applies) at their parent path, in
+the real API's shapes (``{"kind": "...List", "items": [...]}``, errors as a ``Status``). Aggregated API
+paths (external/custom metrics) are objects too: the test puts the answer the adapter would give.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import yaml
 from aiohttp import web
 
 from tests.support.pki import CertificateAuthority
+from tidegauge.selectors import parse_selector
 
 SERVICE_ACCOUNT_TOKEN = "tidegauge-service-account-token"
 CONFIG_MAP_PATH = "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"
@@ -34,6 +41,14 @@ class FakeKubeApiServer:
         self.token_reviews: list[str] = []
         self.access_reviews: list[dict[str, Any]] = []
         self.caller_tokens: set[str] = set()
+        self.objects: dict[str, dict[str, Any]] = {}
+        """Path -> the JSON object a GET of it answers."""
+        self.lists: set[str] = set()
+        """Collection paths (an empty one answers an empty list, not 404)."""
+        self.failures: dict[str, tuple[int, str]] = {}
+        """Path -> (HTTP code, reason) answered as a Status instead."""
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        """Every GET of a stored path or collection: (path, query)."""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -53,6 +68,7 @@ class FakeKubeApiServer:
         app.router.add_post("/apis/authentication.k8s.io/v1/tokenreviews", self._token_review)
         app.router.add_post("/apis/authorization.k8s.io/v1/subjectaccessreviews", self._access_review)
         app.router.add_get(CONFIG_MAP_PATH, self._config_map)
+        app.router.add_get("/{tail:.*}", self._get)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
@@ -89,6 +105,30 @@ class FakeKubeApiServer:
         self._caller(request)
         return web.json_response({"kind": "ConfigMap", "apiVersion": "v1", "data": dict(self.config_map)})
 
+    def put(self, path: str, document: dict[str, Any]) -> None:
+        """Store ``document`` at ``path`` (and make its parent a collection that lists it)."""
+        self.objects[path] = document
+        self.lists.add(path.rsplit("/", 1)[0])
+
+    async def _get(self, request: web.Request) -> web.Response:
+        self._caller(request)
+        path = request.path
+        self.requests.append((path, dict(request.query)))
+        if path in self.failures:
+            code, reason = self.failures[path]
+            return _status(code, reason, f"{reason} for {path}")
+        if path in self.objects:
+            return web.json_response(self.objects[path])
+        if path in self.lists:
+            items = [
+                document
+                for key, document in sorted(self.objects.items())
+                if key.rsplit("/", 1)[0] == path and _selected(document, request.query)
+            ]
+            kind = items[0].get("kind", "") + "List" if items else "List"
+            return web.json_response({"kind": kind, "apiVersion": "v1", "metadata": {}, "items": items})
+        return _status(404, "NotFound", f"the server could not find the requested resource ({path})")
+
     def write_kubeconfig(self) -> str:
         document = {
             "apiVersion": "v1",
@@ -116,3 +156,23 @@ class FakeKubeApiServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
+
+
+def _status(code: int, reason: str, message: str) -> web.Response:
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+    return web.json_response({**body, "message": message, "reason": reason, "code": code}, status=code)
+
+
+def _selected(document: dict[str, Any], query: Any) -> bool:
+    """``labelSelector`` on metadata.labels; ``fieldSelector`` equalities on dotted fields."""
+    labels = document.get("metadata", {}).get("labels") or {}
+    if query.get("labelSelector") and not parse_selector(query["labelSelector"]).matches(labels):
+        return False
+    for requirement in filter(None, (query.get("fieldSelector") or "").split(",")):
+        field, _, wanted = requirement.partition("=")
+        value: Any = document
+        for part in field.split("."):
+            value = value.get(part, {}) if isinstance(value, dict) else {}
+        if value != wanted:
+            return False
+    return True
