@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("tidegauge.ops.metrics", "show metrics and series stored in Redis"),
     "status": ("tidegauge.ops.status", "show collector status and usage totals"),
     "config": ("tidegauge.ops.config_check", "check a configuration without running anything"),
+    "doctor": ("tidegauge.ops.doctor", "check the APIService chain, RBAC, the server and the HPAs"),
     "explain": ("tidegauge.ops.explain", "explain an HPA's replica count with the upstream algorithm"),
     "demo": ("tidegauge.demo.command", "closed-loop autoscaling demo on embedded defaults"),
 }

@@ -158,7 +158,7 @@ def test_explain_reports_the_hpas_own_failure_to_fetch(
 ) -> None:
     # GIVEN an HPA whose metric the adapter answers with 404
     kube.put(HPA_PATH, hpa("worker", [external_metric("qps", {"queue": "orders"}, "AverageValue", "1")]))
-    kube.failures[EXTERNAL_PATH] = (404, "NotFound")
+    kube.failures[EXTERNAL_PATH] = (404, "NotFound", 'external metric "qps" not found')
 
     # WHEN explain reads it
     report = explain_json(kube, capsys=capsys)

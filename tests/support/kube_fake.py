@@ -45,8 +45,10 @@ class FakeKubeApiServer:
         """Path -> the JSON object a GET of it answers."""
         self.lists: set[str] = set()
         """Collection paths (an empty one answers an empty list, not 404)."""
-        self.failures: dict[str, tuple[int, str]] = {}
-        """Path -> (HTTP code, reason) answered as a Status instead."""
+        self.texts: dict[str, str] = {}
+        """Path -> a text/plain answer (a service proxy's /metrics or /readyz)."""
+        self.failures: dict[str, tuple[int, str, str]] = {}
+        """Path -> (HTTP code, reason, message) answered as a Status instead."""
         self.requests: list[tuple[str, dict[str, str]]] = []
         """Every GET of a stored path or collection: (path, query)."""
         self._loop = asyncio.new_event_loop()
@@ -115,8 +117,10 @@ class FakeKubeApiServer:
         path = request.path
         self.requests.append((path, dict(request.query)))
         if path in self.failures:
-            code, reason = self.failures[path]
-            return _status(code, reason, f"{reason} for {path}")
+            code, reason, message = self.failures[path]
+            return _status(code, reason, message)
+        if path in self.texts:
+            return web.Response(text=self.texts[path], content_type="text/plain")
         if path in self.objects:
             return web.json_response(self.objects[path])
         if path in self.lists:

@@ -48,6 +48,7 @@ class Cluster(Protocol):
     """The context's namespace (kubectl's default for ``-n``)."""
 
     def get(self, path: str, query: Mapping[str, str] | None = None) -> JsonObject: ...
+    def get_text(self, path: str) -> str: ...
     def post(self, path: str, body: JsonObject) -> JsonObject: ...
     def connect_pod(self, namespace: str, pod: str, port: int) -> socket.socket: ...
 
@@ -113,18 +114,27 @@ class KubernetesCluster:
         self.namespace = namespace
 
     def get(self, path: str, query: Mapping[str, str] | None = None) -> JsonObject:
-        return self._call("GET", path, query, None)
+        return self._json("GET", path, self._call("GET", path, query, None))
+
+    def get_text(self, path: str) -> str:
+        """A non-JSON answer (a service proxy's ``/metrics``, ``/readyz``)."""
+        return self._call("GET", path, None, None, accept="text/plain, */*").decode("utf-8", "replace")
 
     def post(self, path: str, body: JsonObject) -> JsonObject:
-        return self._call("POST", path, None, body)
+        return self._json("POST", path, self._call("POST", path, None, body))
 
     def _call(
-        self, method: str, path: str, query: Mapping[str, str] | None, body: JsonObject | None
-    ) -> JsonObject:
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str] | None,
+        body: JsonObject | None,
+        accept: str = "application/json",
+    ) -> bytes:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
-        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        headers = {"Accept": accept, "Content-Type": "application/json"}
         try:
             status, data = self._request(method, path, list((query or {}).items()), headers, body)
         except ApiException as error:
@@ -139,6 +149,10 @@ class KubernetesCluster:
             raise ClusterError(
                 f"{method} {path}: {status} {_status_message(data)}", code=status, reason=_status_reason(data)
             )
+        return data
+
+    @staticmethod
+    def _json(method: str, path: str, data: bytes) -> JsonObject:
         try:
             document = json.loads(data)
         except ValueError as error:
