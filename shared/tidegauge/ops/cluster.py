@@ -238,20 +238,19 @@ def label_selector(selector: Mapping[str, Any] | None) -> str:
     """A ``metav1.LabelSelector`` as the query string client-go sends (``LabelSelectorAsSelector``)."""
     if not selector:
         return ""
-    parts = [f"{key}={value}" for key, value in sorted((selector.get("matchLabels") or {}).items())]
+    parts = [(key, f"{key}={value}") for key, value in (selector.get("matchLabels") or {}).items()]
     for expression in selector.get("matchExpressions") or []:
         key, operator = expression["key"], expression["operator"]
         values = ",".join(sorted(expression.get("values") or []))
         if operator == "In":
-            parts.append(f"{key} in ({values})")
+            parts.append((key, f"{key} in ({values})"))
         elif operator == "NotIn":
-            parts.append(f"{key} notin ({values})")
+            parts.append((key, f"{key} notin ({values})"))
         elif operator == "Exists":
-            parts.append(key)
+            parts.append((key, key))
         elif operator == "DoesNotExist":
-            parts.append(f"!{key}")
+            parts.append((key, f"!{key}"))
         else:
-            raise UsageError(
-                f"label selector operator {operator!r} of key {key!r} is not one Kubernetes knows"
-            )
-    return ",".join(sorted(parts))
+            raise UsageError(f"label selector operator {operator!r} of key {key!r} is not one Kubernetes knows")
+    # client-go's selector String(): requirements sorted by key.
+    return ",".join(text for _, text in sorted(parts))
