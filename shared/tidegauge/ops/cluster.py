@@ -251,6 +251,6 @@ def label_selector(selector: Mapping[str, Any] | None) -> str:
         elif operator == "DoesNotExist":
             parts.append((key, f"!{key}"))
         else:
-            raise UsageError(f"label selector operator {operator!r} of key {key!r} is not one Kubernetes knows")
+            raise UsageError(f"label selector operator {operator!r} of key {key!r} is not a Kubernetes one")
     # client-go's selector String(): requirements sorted by key.
     return ",".join(text for _, text in sorted(parts))
