@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "metrics": ("tidegauge.ops.metrics", "show metrics and series stored in Redis"),
     "status": ("tidegauge.ops.status", "show collector status and usage totals"),
     "top": ("tidegauge.ops.top", "live table of every series and the collectors"),
+    "dashboard": ("tidegauge.ops.dashboard", "serve the read-only ops page (localhost by default)"),
     "config": ("tidegauge.ops.config_check", "check a configuration without running anything"),
     "doctor": ("tidegauge.ops.doctor", "check the APIService chain, RBAC, the server and the HPAs"),
     "explain": ("tidegauge.ops.explain", "explain an HPA's replica count with the upstream algorithm"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from tidegauge.model import CollectorStatus, MetricInfo
+from tidegauge.model import CollectorStatus, MetricInfo, SeriesKey
 from tidegauge.ops.common import Target, plain_number
 
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -20,6 +20,7 @@ SORT_KEYS = ("metric", "age", "value", "source", "stale")
 
 @dataclass(frozen=True)
 class SeriesRow:
+    key: SeriesKey
     metric: str
     labels: str
     value: float
@@ -93,6 +94,7 @@ def take_snapshot(target: Target, now: float | None = None) -> Snapshot:
         fallback = policy is not None and policy.fallback is not None and all(stale)
         rows.extend(
             SeriesRow(
+                key=sample.key,
                 metric=info.name,
                 labels=sample.key.label_string,
                 value=sample.value,
