@@ -90,13 +90,7 @@ def parse_quantity(text: str) -> Decimal:
     suffix = stripped[len(number) :]
     if suffix not in _PARSE_SUFFIXES or not number:
         # An exponent form (1e3, 2E-3) has no suffix; "E" alone is exa.
-        try:
-            value = Decimal(stripped)
-        except ArithmeticError as error:
-            raise QuantityError(f"{text!r} is not a Kubernetes quantity (e.g. 500m, 2k, 1Gi)") from error
-        if not value.is_finite():
-            raise QuantityError(f"{text!r} is not a Kubernetes quantity (e.g. 500m, 2k, 1Gi)")
-        return value
+        number, suffix = stripped, ""
     try:
         value = Decimal(number)
     except ArithmeticError as error:

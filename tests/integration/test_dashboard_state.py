@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,15 +16,6 @@ from tidegauge.ops.dashboard import hpas_by_metric
 from tidegauge.ops.dashboard_state import monthly_cost, state
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.store import Store
-
-
-@pytest.fixture
-def kube(tmp_path: Path) -> Iterator[FakeKubeApiServer]:
-    fake = FakeKubeApiServer(tmp_path).start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 def test_state_lists_the_hpas_using_each_metric(kube: FakeKubeApiServer, redis_server: RedisServer) -> None:

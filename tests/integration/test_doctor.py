@@ -11,14 +11,16 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.cluster_objects import external_metric, hpa
 from tests.support.doctor_env import (
     APISERVICE_PATH,
+    CUSTOM_APISERVICE_PATH,
+    HPA_PATH,
     METRIC_PATH,
     METRICS_PROXY,
     SLICE_PATH,
@@ -31,15 +33,6 @@ from tests.support.doctor_env import (
 )
 from tests.support.kube_fake import FakeKubeApiServer
 from tidegauge.cli import main
-
-
-@pytest.fixture
-def kube(tmp_path: Path) -> Iterator[FakeKubeApiServer]:
-    fake = FakeKubeApiServer(tmp_path).start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture
@@ -292,6 +285,55 @@ def test_a_selector_matching_nothing_fails_with_how_to_list_the_series(
     problem = next(f for f in failures(findings) if f["check"].startswith("HPA shop/worker metric qps"))
     assert "tidegauge metrics qps" in problem["fix"]
     assert (METRIC_PATH, {"labelSelector": "queue=orders"}) in kube.requests
+
+
+def test_the_custom_metrics_apiservice_is_checked_like_the_external_one(
+    kube: FakeKubeApiServer, installation: Installation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the custom metrics APIService registered for tidegauge too, with a caBundle that is not base64,
+    # and the HPA controller not allowed to read custom metrics
+    custom = apiservice("not*base64", group_version=("custom.metrics.k8s.io", "v1beta2"))
+    kube.put(CUSTOM_APISERVICE_PATH, custom)
+    installation.allow["*"] = True
+    kube.allow = lambda spec: spec["resourceAttributes"].get("group") != "custom.metrics.k8s.io"
+
+    # WHEN doctor runs
+    code, findings = doctor(kube, installation, tmp_path, capsys)
+
+    # THEN the custom group gets the same checks: its caBundle and the HPA controller's access fail
+    assert code == 2
+    checks = {f["check"] for f in failures(findings)}
+    assert "APIService v1beta2.custom.metrics.k8s.io caBundle" in checks
+    rbac = "RBAC system:serviceaccount:kube-system:horizontal-pod-autoscaler may list custom.metrics.k8s.io/*"
+    assert rbac in checks
+    assert checks <= {"APIService v1beta2.custom.metrics.k8s.io caBundle", rbac}
+
+
+def test_an_hpa_that_is_not_scaling_is_explained_in_plain_words(
+    kube: FakeKubeApiServer, installation: Installation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an HPA whose ScalingActive condition is False: it could not read its metric
+    conditions = [
+        {"type": "AbleToScale", "status": "True", "reason": "SucceededGetScale", "message": "ok"},
+        {
+            "type": "ScalingActive",
+            "status": "False",
+            "reason": "FailedGetExternalMetric",
+            "message": "the HPA was unable to compute the replica count: unable to get external metric",
+        },
+    ]
+    metric = external_metric("qps", {"queue": "orders"}, "AverageValue", "2222m")
+    kube.put(HPA_PATH, hpa("worker", [metric], conditions=conditions))
+
+    # WHEN doctor runs
+    code, findings = doctor(kube, installation, tmp_path, capsys)
+
+    # THEN the condition fails with what it means and where to look
+    assert code == 2
+    [problem] = failures(findings)
+    assert problem["check"] == "HPA shop/worker ScalingActive"
+    assert "holds the replica count" in problem["saw"]
+    assert "tidegauge explain hpa worker -n shop" in problem["fix"]
 
 
 def test_kubectl_tidegauge_doctor_runs_as_a_kubectl_plugin(

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,15 +33,11 @@ EXTERNAL_PATH = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/q
 OBJECT_PATH = f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{NAMESPACE}/deployments/frontend/requests"
 
 
-@pytest.fixture
-def kube(tmp_path: Path) -> Iterator[FakeKubeApiServer]:
-    fake = FakeKubeApiServer(tmp_path).start()
-    put_workload(fake, replicas=3, ready=3)
-    fake.lists.add(f"/api/v1/namespaces/{NAMESPACE}/events")
-    try:
-        yield fake
-    finally:
-        fake.stop()
+@pytest.fixture(autouse=True)
+def workload(kube: FakeKubeApiServer) -> None:
+    """Deployment worker at 3 replicas, all ready; no events yet."""
+    put_workload(kube, replicas=3, ready=3)
+    kube.lists.add(f"/api/v1/namespaces/{NAMESPACE}/events")
 
 
 def explain_json(kube: FakeKubeApiServer, *extra: str, capsys: pytest.CaptureFixture[str]) -> dict:  # type: ignore[type-arg]

@@ -28,6 +28,7 @@ from tidegauge.server.telemetry import Telemetry
 
 SERVICE_HOST = "tidegauge.tidegauge.svc"
 APISERVICE_PATH = "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.external.metrics.k8s.io"
+CUSTOM_APISERVICE_PATH = "/apis/apiregistration.k8s.io/v1/apiservices/v1beta2.custom.metrics.k8s.io"
 METRIC_PATH = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/qps"
 HPA_PATH = f"/apis/autoscaling/v2/namespaces/{NAMESPACE}/horizontalpodautoscalers/worker"
 SLICE_PATH = "/apis/discovery.k8s.io/v1/namespaces/tidegauge/endpointslices/tidegauge-abcde"
@@ -128,7 +129,9 @@ def apiservice(
     service: tuple[str, str] = ("tidegauge", "tidegauge"),
     available: bool = True,
     reason: str = "Passed",
+    group_version: tuple[str, str] = ("external.metrics.k8s.io", "v1beta1"),
 ) -> dict[str, Any]:
+    group, version = group_version
     condition = {
         "type": "Available",
         "status": "True" if available else "False",
@@ -140,10 +143,10 @@ def apiservice(
     return {
         "apiVersion": "apiregistration.k8s.io/v1",
         "kind": "APIService",
-        "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
+        "metadata": {"name": f"{version}.{group}"},
         "spec": {
-            "group": "external.metrics.k8s.io",
-            "version": "v1beta1",
+            "group": group,
+            "version": version,
             "groupPriorityMinimum": 100,
             "versionPriority": 100,
             "service": {"namespace": service[0], "name": service[1], "port": 443},

@@ -6,14 +6,16 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tidegauge.config import Defaults
 from tidegauge.ops.cluster import Cluster, ClusterError, JsonObject
 from tidegauge.ops.doctor_apiservice import Chain
 from tidegauge.ops.findings import Finding, failed, passed, warned
-from tidegauge.ops.hpa_reading import EXTERNAL_PREFIX, MetricReading, metric_readings
+from tidegauge.ops.hpa_reading import EXTERNAL_PREFIX, MetricReading, hpa_events, metric_readings
 
 HPA_CONTROLLER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
-DEFAULT_MAX_AGE_SECONDS = 300.0
+DEFAULT_MAX_AGE_SECONDS = Defaults().max_age_seconds
+"""The server's staleness rule when no config is given (as ``tidegauge metrics`` uses it)."""
 MaxAge = Callable[[str], float]
 """A metric's max age (the server's staleness rule) in seconds."""
 
@@ -267,12 +269,7 @@ def _conditions(hpa: JsonObject, namespace: str, name: str) -> list[Finding]:
 
 
 def _warning_events(cluster: Cluster, namespace: str, name: str) -> list[Finding]:
-    selector = f"involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name={name}"
-    try:
-        events = cluster.get(f"/api/v1/namespaces/{namespace}/events", {"fieldSelector": selector})
-    except ClusterError:
-        return []
-    warnings = [e for e in events.get("items") or [] if e.get("type") == "Warning"]
+    warnings = [e for e in hpa_events(cluster, namespace, name) if e.get("type") == "Warning"]
     if not warnings:
         return []
     latest = warnings[-1]

@@ -25,7 +25,6 @@ from tidegauge.errors import UsageError
 from tidegauge.hpa_algorithm import Decision, History, HorizontalPodAutoscaler, HpaSpec
 from tidegauge.ops.cluster import (
     Cluster,
-    ClusterError,
     ClusterOptions,
     JsonObject,
     add_cluster_arguments,
@@ -36,11 +35,12 @@ from tidegauge.ops.hpa_reading import (
     DEFAULT_TOLERANCE,
     MetricReading,
     ScaleTarget,
+    event_time,
     fetch,
+    hpa_events,
     hpa_path,
     hpa_spec,
     metric_readings,
-    parse_time,
     quantity,
     read_scale_target,
 )
@@ -252,7 +252,7 @@ def explain_hpa(
     ready = scale.ready_pods if scale.ready_pods is not None else current
     fetched = tuple(fetch(cluster, namespace, reading, hpa, scale) for reading in readings)
     spec = hpa_spec(hpa, fetched, tolerance)
-    events = _events(cluster, namespace, name)
+    events = hpa_events(cluster, namespace, name)
     history = _history(events, moment) if spec.behavior is not None else None
     controller = HorizontalPodAutoscaler(spec, history=history)
     values = {r.key: r.value for r in fetched}
@@ -283,23 +283,8 @@ def explain_hpa(
     )
 
 
-def _events(cluster: Cluster, namespace: str, name: str) -> list[JsonObject]:
-    """The HPA's events, oldest first (none when they cannot be read: explain still works)."""
-    selector = f"involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name={name}"
-    try:
-        answer = cluster.get(f"/api/v1/namespaces/{namespace}/events", {"fieldSelector": selector})
-    except ClusterError:
-        return []
-    items = [item for item in answer.get("items") or [] if isinstance(item, dict)]
-    return sorted(items, key=lambda event: _event_time(event) or 0.0)
-
-
-def _event_time(event: JsonObject) -> float | None:
-    return parse_time(event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp"))
-
-
 def _event_line(event: JsonObject, now: float) -> str:
-    at = _event_time(event)
+    at = event_time(event)
     ago = "?" if at is None else f"{now - at:.0f}s ago"
     return f"{ago} {event.get('type', '')} {event.get('reason', '')}: {event.get('message', '')}"
 
@@ -309,7 +294,7 @@ def _history(events: Sequence[JsonObject], now: float) -> History:
     sizes: list[tuple[float, int]] = []
     for event in events:
         match = _NEW_SIZE.search(str(event.get("message", "")))
-        at = _event_time(event)
+        at = event_time(event)
         if event.get("reason") == "SuccessfulRescale" and match and at is not None and at <= now:
             sizes.append((at, int(match.group(1))))
     ups: list[tuple[float, int]] = []

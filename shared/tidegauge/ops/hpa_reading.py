@@ -254,6 +254,21 @@ def _replace(reading: MetricReading, **changes: Any) -> MetricReading:
     return replace(reading, **changes)
 
 
+def hpa_events(cluster: Cluster, namespace: str, name: str) -> list[JsonObject]:
+    """The HPA's events, oldest first (none when they cannot be read: the callers go on without)."""
+    selector = f"involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name={name}"
+    try:
+        answer = cluster.get(f"/api/v1/namespaces/{namespace}/events", {"fieldSelector": selector})
+    except ClusterError:
+        return []
+    items = [item for item in answer.get("items") or [] if isinstance(item, dict)]
+    return sorted(items, key=lambda event: event_time(event) or 0.0)
+
+
+def event_time(event: JsonObject) -> float | None:
+    return parse_time(event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp"))
+
+
 def parse_time(text: Any) -> float | None:
     """An RFC 3339 timestamp of the API (``2026-11-26T10:30:00Z``) as Unix seconds."""
     if not text:

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from tidegauge.ops.common import add_redis_arguments, age, open_target, table
-from tidegauge.ops.series_view import SORT_KEYS, Snapshot, take_snapshot
+from tidegauge.ops.series_view import SORT_KEYS, SeriesRow, Snapshot, take_snapshot
 
 HEADERS = ["METRIC", "LABELS", "VALUE", "AGE", "SOURCE", "STALE", "FALLBACK"]
 
@@ -53,22 +53,23 @@ def health(snapshot: Snapshot) -> int:
 
 def plain_lines(snapshot: Snapshot, sort: str) -> str:
     """The snapshot as aligned plain text: series, then collectors."""
-    rows = [
-        [
-            row.metric,
-            row.labels or "-",
-            row.human,
-            age(row.timestamp, snapshot.taken_at),
-            row.source or "-",
-            "stale" if row.stale else "",
-            "fallback" if row.fallback else "",
-        ]
-        for row in snapshot.sorted_rows(sort)
-    ]
+    rows = [_series_cells(row, snapshot.taken_at) for row in snapshot.sorted_rows(sort)]
     stale = sum(row.stale for row in snapshot.rows)
     lines = [table(HEADERS, rows), f"{len(snapshot.rows)} series, {stale} stale", ""]
     lines.append(table(["COLLECTOR", "KIND", "LAST", "AGO", "SAMPLES", "ERRORS"], _collector_rows(snapshot)))
     return "\n".join(lines)
+
+
+def _series_cells(row: SeriesRow, now: float) -> list[str]:
+    return [
+        row.metric,
+        row.labels or "-",
+        row.human,
+        age(row.timestamp, now),
+        row.source or "-",
+        "stale" if row.stale else "",
+        "fallback" if row.fallback else "",
+    ]
 
 
 def _collector_rows(snapshot: Snapshot) -> list[list[str]]:
@@ -107,16 +108,7 @@ def _live(target: Any, sort: str, interval: float, iterations: int | None) -> Sn
             series.add_column(header, justify="right" if header in ("VALUE", "AGE") else "left")
         for row in snapshot.sorted_rows(sort):
             style = "red" if row.stale else ("yellow" if row.fallback else None)
-            series.add_row(
-                row.metric,
-                row.labels or "-",
-                row.human,
-                age(row.timestamp, snapshot.taken_at),
-                row.source or "-",
-                "stale" if row.stale else "",
-                "fallback" if row.fallback else "",
-                style=style,
-            )
+            series.add_row(*_series_cells(row, snapshot.taken_at), style=style)
         collectors = Table(title="collectors", expand=True)
         for header in ("COLLECTOR", "KIND", "LAST", "AGO", "SAMPLES", "ERRORS"):
             collectors.add_column(header)
