@@ -103,6 +103,25 @@ def test_a_healthy_installation_passes_every_check(
         assert part in checks
 
 
+def test_the_certificate_is_read_through_the_api_servers_pod_port_forward(
+    kube: FakeKubeApiServer, installation: Installation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a healthy installation whose pod port-forward (the WebSocket subresource) reaches the
+    # serving listener, and no --pod-address
+    with tls_listener(tmp_path, *installation.authority.issue()) as address:
+        host, port = address.rsplit(":", 1)
+        kube.port_forward_to = (host, int(port))
+
+        # WHEN doctor runs
+        code = main(["doctor", "--kubeconfig", kube.write_kubeconfig(), "-n", "shop", "-o", "json"])
+    findings = json.loads(capsys.readouterr().out)["findings"]
+
+    # THEN it port-forwarded to the ready pod's secure port (one handshake to read, one to verify)
+    assert kube.port_forwards == [("tidegauge", "tidegauge-7d9f-abcde", 6443)] * 2
+    assert code == 0, [f for f in findings if f["status"] != "PASS"]
+    assert any(f["check"].endswith("chains to the external.metrics.k8s.io caBundle") for f in findings)
+
+
 def test_a_cabundle_wrong_by_one_character_fails_with_the_patch(
     kube: FakeKubeApiServer, installation: Installation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

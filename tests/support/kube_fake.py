@@ -51,6 +51,10 @@ class FakeKubeApiServer:
         """Path -> (HTTP code, reason, message) answered as a Status instead."""
         self.requests: list[tuple[str, dict[str, str]]] = []
         """Every GET of a stored path or collection: (path, query)."""
+        self.port_forward_to: tuple[str, int] | None = None
+        """Where a pod port-forward connects (every pod, every port): a loopback listener of the test."""
+        self.port_forwards: list[tuple[str, str, int]] = []
+        """Every port-forward asked for: (namespace, pod, port)."""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -70,6 +74,7 @@ class FakeKubeApiServer:
         app.router.add_post("/apis/authentication.k8s.io/v1/tokenreviews", self._token_review)
         app.router.add_post("/apis/authorization.k8s.io/v1/subjectaccessreviews", self._access_review)
         app.router.add_get(CONFIG_MAP_PATH, self._config_map)
+        app.router.add_get("/api/v1/namespaces/{namespace}/pods/{pod}/portforward", self._port_forward)
         app.router.add_get("/{tail:.*}", self._get)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -106,6 +111,35 @@ class FakeKubeApiServer:
     async def _config_map(self, request: web.Request) -> web.Response:
         self._caller(request)
         return web.json_response({"kind": "ConfigMap", "apiVersion": "v1", "data": dict(self.config_map)})
+
+    async def _port_forward(self, request: web.Request) -> web.StreamResponse:
+        """The port-forward subresource's WebSocket protocol (v4.channel.k8s.io), one port: channel 0
+        carries data, channel 1 errors; each starts with a frame of the port number (little-endian)."""
+        self._caller(request)
+        port = int(request.query["ports"])
+        self.port_forwards.append((request.match_info["namespace"], request.match_info["pod"], port))
+        if self.port_forward_to is None:
+            return _status(404, "NotFound", "no port-forward target in this fake")
+        socket = web.WebSocketResponse(protocols=("v4.channel.k8s.io",))
+        await socket.prepare(request)
+        reader, writer = await asyncio.open_connection(*self.port_forward_to)
+        first = port.to_bytes(2, "little")
+        await socket.send_bytes(b"\x00" + first)
+        await socket.send_bytes(b"\x01" + first)
+
+        async def from_pod() -> None:
+            while data := await reader.read(65536):
+                await socket.send_bytes(b"\x00" + data)
+            await socket.close()
+
+        forwarding = asyncio.ensure_future(from_pod())
+        async for message in socket:
+            if message.type == web.WSMsgType.BINARY and message.data[:1] == b"\x00":
+                writer.write(message.data[1:])
+                await writer.drain()
+        writer.close()
+        forwarding.cancel()
+        return socket
 
     def put(self, path: str, document: dict[str, Any]) -> None:
         """Store ``document`` at ``path`` (and make its parent a collection that lists it)."""

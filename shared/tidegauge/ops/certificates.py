@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -66,7 +67,7 @@ def probe(connect: Callable[[], socket.socket], server_name: str, bundle_pem: by
     reader = _context()
     reader.check_hostname = False
     reader.verify_mode = ssl.CERT_NONE
-    with connect() as raw, reader.wrap_socket(raw, server_hostname=server_name) as tls:
+    with _handshake(connect, reader, server_name) as tls:
         der = tls.getpeercert(binary_form=True)
     if der is None:
         raise ssl.SSLError("the server presented no certificate")
@@ -81,11 +82,25 @@ def probe(connect: Callable[[], socket.socket], server_name: str, bundle_pem: by
     except ssl.SSLError as error:
         return Presented(leaf, f"the caBundle cannot be loaded ({error.reason or error})")
     try:
-        with connect() as raw, verifier.wrap_socket(raw, server_hostname=server_name):
+        with _handshake(connect, verifier, server_name):
             pass
     except ssl.SSLCertVerificationError as error:
         return Presented(leaf, str(error.verify_message or error))
     return Presented(leaf, "")
+
+
+@contextlib.contextmanager
+def _handshake(
+    connect: Callable[[], socket.socket], context: ssl.SSLContext, server_name: str
+) -> Iterator[ssl.SSLSocket]:
+    """TLS over a fresh ``connect()``; closed after. (A port-forward's socket is a wrapper, not a context
+    manager: it is closed by hand.)"""
+    raw = connect()
+    try:
+        with context.wrap_socket(raw, server_hostname=server_name) as tls:
+            yield tls
+    finally:
+        raw.close()
 
 
 def _context() -> ssl.SSLContext:
