@@ -145,6 +145,7 @@ def test_explain_seeds_scale_events_from_successful_rescale_events(
     assert report["metrics"][0]["proposal"] == 10
     assert report["desiredReplicas"] == 3
     assert report["limitedBy"] == "ScaleUpLimit"
+    assert report["behavior"][0] == "scale up: window 0 s, select Max of 1 pods per 60 s"
     assert any("SuccessfulRescale" in line for line in report["events"])
 
 

@@ -41,6 +41,7 @@ from tidegauge.ops.hpa_reading import (
     hpa_path,
     hpa_spec,
     metric_readings,
+    parse_time,
     quantity,
     read_scale_target,
 )
@@ -111,6 +112,7 @@ class Explanation:
     conditions: tuple[JsonObject, ...]
     events: tuple[str, ...]
     what_if: bool
+    last_scale_ago: str = "never"
 
     def as_json(self) -> JsonObject:
         decision = self.decision
@@ -126,6 +128,8 @@ class Explanation:
                 "max": self.spec.max_replicas,
             },
             "tolerance": {"scaleUp": tolerances.scale_up, "scaleDown": tolerances.scale_down},
+            "behavior": describe_behavior(self.spec),
+            "lastScale": self.last_scale_ago,
             "metrics": [
                 {
                     **asdict(reading),
@@ -163,6 +167,8 @@ class Explanation:
             f"min {self.spec.min_replicas}, max {self.spec.max_replicas}",
             f"tolerance: scale up above ratio {1 + tolerances.scale_up:g}, "
             f"scale down below {1 - tolerances.scale_down:g}",
+            *describe_behavior(self.spec),
+            f"last scale: {self.last_scale_ago}",
             "",
         ]
         rows = []
@@ -278,14 +284,37 @@ def explain_hpa(
         decision=decision,
         status_desired=None if desired is None else int(desired),
         conditions=tuple(status.get("conditions") or []),
+        last_scale_ago=_ago(parse_time(status.get("lastScaleTime")), moment),
         events=tuple(_event_line(event, moment) for event in events[-10:]),
         what_if=bool(overrides),
     )
 
 
+def describe_behavior(spec: HpaSpec) -> list[str]:
+    """The stabilisation windows and policies in force, in a line per direction."""
+    if spec.behavior is None:
+        return [
+            "behavior: none (legacy): scale-down stabilised over 300 s, scale-up at most max(2 x current, 4)"
+        ]
+    lines = []
+    for direction, rules in (("up", spec.behavior.scale_up), ("down", spec.behavior.scale_down)):
+        policies = ", ".join(
+            f"{p.value}{'%' if p.type == 'Percent' else ' pods'} per {p.period_seconds} s"
+            for p in rules.policies
+        )
+        lines.append(
+            f"scale {direction}: window {rules.stabilization_window_seconds} s, "
+            f"select {rules.select_policy} of {policies}"
+        )
+    return lines
+
+
+def _ago(at: float | None, now: float) -> str:
+    return "never" if at is None else f"{now - at:.0f}s ago"
+
+
 def _event_line(event: JsonObject, now: float) -> str:
-    at = event_time(event)
-    ago = "?" if at is None else f"{now - at:.0f}s ago"
+    ago = _ago(event_time(event), now)
     return f"{ago} {event.get('type', '')} {event.get('reason', '')}: {event.get('message', '')}"
 
 
