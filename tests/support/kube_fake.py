@@ -55,6 +55,7 @@ class FakeKubeApiServer:
         """Where a pod port-forward connects (every pod, every port): a loopback listener of the test."""
         self.port_forwards: list[tuple[str, str, int]] = []
         """Every port-forward asked for: (namespace, pod, port)."""
+        self._sockets: set[web.WebSocketResponse] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -122,6 +123,7 @@ class FakeKubeApiServer:
             return _status(404, "NotFound", "no port-forward target in this fake")
         socket = web.WebSocketResponse(protocols=("v4.channel.k8s.io",))
         await socket.prepare(request)
+        self._sockets.add(socket)
         reader, writer = await asyncio.open_connection(*self.port_forward_to)
         first = port.to_bytes(2, "little")
         await socket.send_bytes(b"\x00" + first)
@@ -139,7 +141,12 @@ class FakeKubeApiServer:
                 await writer.drain()
         writer.close()
         forwarding.cancel()
+        self._sockets.discard(socket)
         return socket
+
+    async def _close_sockets(self) -> None:
+        for socket in list(self._sockets):
+            await socket.close()
 
     def put(self, path: str, document: dict[str, Any]) -> None:
         """Store ``document`` at ``path`` (and make its parent a collection that lists it)."""
@@ -189,6 +196,7 @@ class FakeKubeApiServer:
         return str(path)
 
     def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._close_sockets(), self._loop).result(10)
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -99,8 +99,19 @@ def _handshake(
     try:
         with context.wrap_socket(raw, server_hostname=server_name) as tls:
             yield tls
+            _close_notify(tls)
     finally:
         raw.close()
+
+
+def _close_notify(tls: ssl.SSLSocket) -> None:
+    """End TLS politely: reads what the server sent after the handshake (TLS 1.3 session tickets), so
+    closing does not reset the connection (a port-forward's proxy thread dies on a reset)."""
+    try:
+        tls.settimeout(2.0)
+        tls.unwrap()
+    except (ssl.SSLError, OSError):
+        pass
 
 
 def _context() -> ssl.SSLContext:
