@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support.cluster_objects import (
     NAMESPACE,
@@ -196,3 +197,33 @@ def test_kubectl_and_the_kubectl_plugin_see_the_same_api(kube: FakeKubeApiServer
     assert plugin.returncode == 0, plugin.stderr
     assert "desired replicas: 4" in plugin.stdout
     assert "HPA status.desiredReplicas: 4 (agrees)" in plugin.stdout
+
+
+def test_the_context_and_its_namespace_are_honoured_as_kubectl_does(
+    kube: FakeKubeApiServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a kubeconfig whose current context has no namespace, and a context `shop` whose namespace is shop
+    kube.put(HPA_PATH, hpa("worker", [external_metric("qps", {"queue": "orders"}, "AverageValue", "2222m")]))
+    kube.put(EXTERNAL_PATH, external_values("qps", "8600m"))
+    document = yaml.safe_load(Path(kube.write_kubeconfig()).read_text())
+    document["contexts"].append(
+        {"name": "shop", "context": {"cluster": "fake", "user": "tidegauge", "namespace": NAMESPACE}}
+    )
+    kubeconfig = tmp_path / "two-contexts.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(document))
+
+    # WHEN explain runs with --context shop and no -n, and with $KUBECONFIG instead of --kubeconfig
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    code = main(["explain", "hpa", "worker", "--context", "shop", "-o", "json"])
+    default = main(["explain", "hpa", "worker", "-o", "json"])
+    out = capsys.readouterr()
+
+    # THEN the context's namespace is used; the current context's (default) has no such HPA
+    first = json.loads(out.out.splitlines()[0])
+    assert code == 0
+    assert first["hpa"] == {"namespace": NAMESPACE, "name": "worker"}
+    assert default == 1
+    assert "horizontalpodautoscalers/worker: 404" in out.err
