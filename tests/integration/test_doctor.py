@@ -49,7 +49,7 @@ def doctor(
     certificate: tuple[bytes, bytes] | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
     """Run ``tidegauge doctor -o json`` with the pod's listener; the exit code and the findings."""
-    served = certificate or installation.authority.issue()
+    served = certificate or installation.authority.serving()
     with tls_listener(tmp_path, *served) as address:
         code = main(
             [
@@ -108,7 +108,7 @@ def test_the_certificate_is_read_through_the_api_servers_pod_port_forward(
 ) -> None:
     # GIVEN a healthy installation whose pod port-forward (the WebSocket subresource) reaches the
     # serving listener, and no --pod-address
-    with tls_listener(tmp_path, *installation.authority.issue()) as address:
+    with tls_listener(tmp_path, *installation.authority.serving()) as address:
         host, port = address.rsplit(":", 1)
         kube.port_forward_to = (host, int(port))
 
@@ -159,7 +159,7 @@ def test_a_certificate_without_the_service_san_fails(
     kube: FakeKubeApiServer, installation: Installation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN a serving certificate for another name
-    wrong_name = installation.authority.issue(hosts=("tidegauge.default.svc",))
+    wrong_name = installation.authority.serving(hosts=("tidegauge.default.svc",))
 
     # WHEN doctor runs
     code, findings = doctor(kube, installation, tmp_path, capsys, certificate=wrong_name)
@@ -176,7 +176,7 @@ def test_an_expired_certificate_fails_and_one_expiring_soon_warns(
     kube: FakeKubeApiServer, installation: Installation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN a serving certificate that expired two days ago
-    expired = installation.authority.issue(valid_days=-2)
+    expired = installation.authority.serving(valid_days=-2)
 
     # WHEN doctor runs
     code, findings = doctor(kube, installation, tmp_path, capsys, certificate=expired)
@@ -189,7 +189,7 @@ def test_an_expired_certificate_fails_and_one_expiring_soon_warns(
 
     # AND one valid for ten more days only warns
     code, findings = doctor(
-        kube, installation, tmp_path, capsys, certificate=installation.authority.issue(valid_days=10)
+        kube, installation, tmp_path, capsys, certificate=installation.authority.serving(valid_days=10)
     )
     assert code == 1
     [warning] = failures(findings, "WARN")
@@ -200,7 +200,7 @@ def test_a_weak_key_is_reported(
     kube: FakeKubeApiServer, installation: Installation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN a serving certificate on an RSA 1024 key
-    weak = installation.authority.issue(rsa_bits=1024)
+    weak = installation.authority.serving(rsa_bits=1024)
 
     # WHEN doctor runs
     code, findings = doctor(kube, installation, tmp_path, capsys, certificate=weak)
@@ -361,7 +361,7 @@ def test_kubectl_tidegauge_doctor_runs_as_a_kubectl_plugin(
     # GIVEN kubectl with the kubectl-tidegauge plugin on PATH, and a healthy installation
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     kubeconfig = kube.write_kubeconfig()
-    with tls_listener(tmp_path, *installation.authority.issue()) as address:
+    with tls_listener(tmp_path, *installation.authority.serving()) as address:
         # WHEN `kubectl tidegauge doctor` runs
         result = subprocess.run(
             [

@@ -24,6 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.support.cluster_objects import NAMESPACE, external_metric, external_values, hpa
 from tests.support.kube_fake import FakeKubeApiServer
+from tests.support.pki import CertificateAuthority
 from tidegauge.server.telemetry import Telemetry
 
 SERVICE_HOST = "tidegauge.tidegauge.svc"
@@ -36,27 +37,14 @@ METRICS_PROXY = "/api/v1/namespaces/tidegauge/services/tidegauge:metrics/proxy/m
 CONFIG_MAP_REVIEW = "extension-apiserver-authentication"
 
 
-class Authority:
-    """A CA that issues serving certificates with any names, validity and key."""
+class Authority(CertificateAuthority):
+    """The test CA (valid ten years), which also issues serving certificates with any names, validity
+    and key: what the planted certificate faults need."""
 
     def __init__(self, name: str = "tidegauge-ca") -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.UTC)
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        self.certificate = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self.key, hashes.SHA256())
-        )
-        self.pem = self.certificate.public_bytes(serialization.Encoding.PEM)
+        super().__init__(name, valid_days=3650)
 
-    def issue(
+    def serving(
         self, hosts: tuple[str, ...] = (SERVICE_HOST,), valid_days: float = 365, rsa_bits: int | None = None
     ) -> tuple[bytes, bytes]:
         """(certificate PEM, key PEM); ``valid_days`` < 0 gives one that expired that long ago."""
@@ -75,7 +63,7 @@ class Authority:
             .not_valid_after(now + datetime.timedelta(days=valid_days))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), critical=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(self.key, hashes.SHA256())
+            .sign(self._key, hashes.SHA256())
         )
         key_pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
