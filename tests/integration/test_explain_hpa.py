@@ -227,3 +227,43 @@ def test_the_context_and_its_namespace_are_honoured_as_kubectl_does(
     assert first["hpa"] == {"namespace": NAMESPACE, "name": "worker"}
     assert default == 1
     assert "horizontalpodautoscalers/worker: 404" in out.err
+
+
+def test_explain_averages_a_pods_metric_over_the_targets_pods(
+    kube: FakeKubeApiServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN TestReplicaCalcScaleDownCM: 5 pods reporting qps 12000m each against a 20000m average
+    put_workload(kube, replicas=5, ready=5)
+    pods_metric = {
+        "type": "Pods",
+        "pods": {"metric": {"name": "qps"}, "target": {"type": "AverageValue", "averageValue": "20"}},
+    }
+    kube.put(HPA_PATH, hpa("worker", [pods_metric], min_replicas=1, current=5, desired=5))
+    items = [
+        {
+            "describedObject": {
+                "kind": "Pod",
+                "namespace": NAMESPACE,
+                "name": f"worker-{i}",
+                "apiVersion": "v1",
+            },
+            "metric": {"name": "qps", "selector": None},
+            "timestamp": "2026-12-01T10:00:00Z",
+            "windowSeconds": 60,
+            "value": "12",
+        }
+        for i in range(5)
+    ]
+    pods_path = f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{NAMESPACE}/pods/*/qps"
+    kube.put(
+        pods_path, {"kind": "MetricValueList", "apiVersion": "custom.metrics.k8s.io/v1beta2", "items": items}
+    )
+
+    # WHEN explain reads it
+    report = explain_json(kube, capsys=capsys)
+
+    # THEN it asked for the scale target's pods, averaged them, and proposes the upstream 3
+    assert (pods_path, {"labelSelector": "app=worker"}) in kube.requests
+    [reading] = report["metrics"]
+    assert reading["value"] == pytest.approx(12)
+    assert reading["proposal"] == 3
