@@ -82,11 +82,14 @@ def tls_listener(directory: Path, certificate: bytes, key: bytes) -> Iterator[st
 
     class Handshake(socketserver.BaseRequestHandler):
         def handle(self) -> None:
+            tls = context.wrap_socket(self.request, server_side=True, do_handshake_on_connect=False)
             try:
-                with context.wrap_socket(self.request, server_side=True) as tls:
-                    tls.recv(1)
+                tls.do_handshake()
+                tls.recv(1)
             except (ssl.SSLError, OSError):
                 pass
+            finally:
+                tls.close()
 
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handshake)
     server.daemon_threads = True

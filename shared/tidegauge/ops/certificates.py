@@ -97,9 +97,15 @@ def _handshake(
     manager: it is closed by hand.)"""
     raw = connect()
     try:
-        with context.wrap_socket(raw, server_hostname=server_name) as tls:
+        # The handshake apart from wrap_socket: a handshake that fails (an untrusted certificate, the
+        # point of the check) would otherwise leave the half-made TLS socket to the garbage collector.
+        tls = context.wrap_socket(raw, server_hostname=server_name, do_handshake_on_connect=False)
+        try:
+            tls.do_handshake()
             yield tls
             _close_notify(tls)
+        finally:
+            tls.close()
     finally:
         raw.close()
 

@@ -112,6 +112,17 @@ class KubernetesCluster:
     def __init__(self, api: Any, namespace: str) -> None:
         self._api = api
         self.namespace = namespace
+        self._forwards: list[Any] = []
+
+    def close(self) -> None:
+        """Close the port-forwards' WebSockets (the client's proxy thread returns without closing its
+        own when the apiserver ends the stream first) and the pooled HTTPS connections."""
+        forwards, self._forwards = self._forwards, []
+        for forward in forwards:
+            forward.websocket.close()
+            forward.websocket.shutdown()  # close() returns early once the peer has closed
+        self._api.rest_client.pool_manager.clear()
+        self._api.close()
 
     def get(self, path: str, query: Mapping[str, str] | None = None) -> JsonObject:
         return self._json("GET", path, self._call("GET", path, query, None))
@@ -203,6 +214,7 @@ class KubernetesCluster:
 
         core = client.CoreV1Api(self._api)
         forward = portforward(core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
+        self._forwards.append(forward)
         connection: socket.socket = forward.socket(port)
         connection.settimeout(REQUEST_TIMEOUT_SECONDS)
         return connection

@@ -81,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
     connector: PodConnector = direct_connector(args.pod_address) if args.pod_address else cluster.connect_pod
     statuses, max_age = _collector_statuses(args)
     scope = None if args.all_namespaces else (args.namespace or cluster.namespace)
-    findings = diagnose(cluster, chain, connector, scope, statuses, max_age)
+    try:
+        findings = diagnose(cluster, chain, connector, scope, statuses, max_age)
+    finally:
+        cluster.close()
     print(json.dumps(as_json(findings)) if args.output == "json" else render(findings))
     return exit_code(findings)
 
