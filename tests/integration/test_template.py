@@ -137,7 +137,7 @@ def test_translator_produces_the_layer_functions_and_schedules(transformed: dict
         properties = function["Properties"]
         assert properties["Runtime"] == "python3.12"
         assert properties["Architectures"] == ["arm64"]
-        assert properties["TracingConfig"] == {"Mode": "Active"}
+        assert properties["TracingConfig"] == {"Mode": {"Ref": "CollectorTracing"}}
         assert properties["Handler"] == "app.lambda_handler"
         assert set(properties["VpcConfig"]) == {"SubnetIds", "SecurityGroupIds"}
         layer_refs = [layer["Ref"] for layer in properties["Layers"]]
@@ -157,6 +157,21 @@ def test_translator_produces_the_layer_functions_and_schedules(transformed: dict
         assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["EventDeliveryDeadLetterQueue", "Arn"]}
         targets[target["Arn"]["Fn::GetAtt"][0]] = rule
     assert set(targets) == set(functions), "one one-minute schedule per function"
+
+
+def test_tracing_is_off_unless_the_parameter_turns_it_on(transformed: dict[str, Any]) -> None:
+    # GIVEN the tracing parameter: off by default (an X-Ray SDK import costs ~100 ms of every cold start)
+    parameter = load_template()["Parameters"]["CollectorTracing"]
+    assert parameter["Default"] == "PassThrough"
+    assert set(parameter["AllowedValues"]) == {"Active", "PassThrough"}
+    # THEN each function tells Powertools the same thing X-Ray is told, so the handler builds a Tracer
+    # exactly when Lambda traces it
+    assert transformed["Conditions"]["TracingActive"] == {
+        "Fn::Equals": [{"Ref": "CollectorTracing"}, "Active"]
+    }
+    for function in resources_of_type(transformed, "AWS::Lambda::Function").values():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["POWERTOOLS_TRACE_DISABLED"] == {"Fn::If": ["TracingActive", "false", "true"]}
 
 
 def test_layer_is_built_from_shared_with_python312() -> None:
