@@ -4,6 +4,7 @@ the interval as its delay, stale ticks dropped, and the schedule restarting a ch
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from types import ModuleType
@@ -23,6 +24,7 @@ from tests.support.collectors import (
 )
 from tidegauge.localredis import RedisServer
 from tidegauge.sources.exceptions import CollectionError
+from tidegauge.sources.function import CollectorFunction
 from tidegauge.store import Store
 
 CONFIG = """
@@ -228,3 +230,27 @@ def test_a_tick_without_the_queue_variable_fails_naming_it(
     body = json.dumps({"tidegauge": "tidegauge.tick", "token": 1})
     with pytest.raises(CollectionError, match="TIDEGAUGE_TICK_QUEUE_URL is not set"):
         app.lambda_handler(tick_event(body), context(clock))
+
+
+def test_two_stacks_sharing_a_redis_keep_a_chain_each(
+    app: ModuleType, sqs: Any, clock: FakeClock, sent: list[dict[str, Any]]
+) -> None:
+    # GIVEN a second stack's SQS collector with its own tick queue, on the same Redis
+    other_queue = sqs.create_queue(QueueName="prod-ticks")["QueueUrl"]
+    other = CollectorFunction(
+        "sqs",
+        metrics=app.function.metrics,
+        environ={**os.environ, "TIDEGAUGE_TICK_QUEUE_URL": other_queue},
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+    # WHEN both schedules start their chains
+    app.lambda_handler(load_event("scheduled.json"), context(clock))
+    assert other.handle(load_event("scheduled.json"), context(clock))["tick"]["action"] == "restarted"
+
+    # THEN neither superseded the other: the first stack's tick is still its chain's
+    clock.now += 15
+    assert app.lambda_handler(tick_event(sent[0]["MessageBody"]), context(clock))["tick"]["action"] == (
+        "accepted"
+    )

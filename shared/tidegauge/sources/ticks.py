@@ -41,9 +41,10 @@ class TickQueue(Protocol):
     def send_message(self, **kwargs: Any) -> Any: ...
 
 
-def marker_source(kind: str) -> str:
-    """The store name the chain's markers live under: never a valid source name (it has a dot)."""
-    return f"tick.{kind}"
+def marker_source(kind: str, queue_url: str) -> str:
+    """The store name a chain's markers live under: its kind and tick queue's name (one chain per queue,
+    so two stacks sharing a Redis keep two chains); never a source name (those have no dot)."""
+    return f"tick.{kind}.{queue_url.rstrip('/').rpartition('/')[2]}"
 
 
 def tick_body(token: float) -> str:
@@ -92,7 +93,7 @@ class TickChain:
         self.store = store
         self.queue = queue
         self.queue_url = queue_url
-        self.source = marker_source(kind)
+        self.source = marker_source(kind, queue_url)
         self.delay_seconds = min(MAX_DELAY_SECONDS, max(0, round(interval_seconds)))
         self.restart_after_seconds = 2 * interval_seconds + RESTART_SLACK_SECONDS
         self.clock = clock
