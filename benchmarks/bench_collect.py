@@ -99,8 +99,13 @@ def _populate(endpoint: str) -> None:
 
     with ThreadPoolExecutor(MAX_WORKERS) as pool:
         list(pool.map(create, range(QUEUES)))
-    stamp = datetime.datetime.fromtimestamp(math.floor(time.time() / 60) * 60 - 30, tz=datetime.UTC)
-    for first in range(0, QUERIES, 1000):
+    put_datapoints(cloudwatch, QUERIES, seconds_back=30)
+
+
+def put_datapoints(cloudwatch: Any, count: int, *, seconds_back: float) -> None:
+    """One datapoint of metric Bench/Load for each Id 0..count-1, ``seconds_back`` before this minute."""
+    stamp = datetime.datetime.fromtimestamp(math.floor(time.time() / 60) * 60 - seconds_back, tz=datetime.UTC)
+    for first in range(0, count, 1000):
         cloudwatch.put_metric_data(
             Namespace="Bench",
             MetricData=[
@@ -110,7 +115,7 @@ def _populate(endpoint: str) -> None:
                     "Value": i,
                     "Timestamp": stamp,
                 }
-                for i in range(first, min(first + 1000, QUERIES))
+                for i in range(first, min(first + 1000, count))
             ],
         )
 

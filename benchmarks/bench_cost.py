@@ -29,7 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_collect import AWS_ENVIRONMENT, REGION, ROOT, _environment, _moto_process
+from benchmarks.bench_collect import (
+    AWS_ENVIRONMENT,
+    REGION,
+    ROOT,
+    _environment,
+    _moto_process,
+    put_datapoints,
+)
 
 TITLE = "Collectors: cost per invocation and per month (moto server, real handler, Redis)"
 WARM_INVOCATIONS = 7
@@ -113,8 +120,6 @@ def _config(scenario: Scenario, redis_url: str, prefix: str) -> str:
 
 def _populate(scenario: Scenario, endpoint: str, redis_url: str, prefix: str) -> dict[str, str]:
     """Queues (with three messages each when busy), datapoints, the SSM parameter; the child's env."""
-    import datetime
-
     import boto3
 
     sqs = boto3.client("sqs", region_name=REGION, endpoint_url=endpoint)
@@ -136,19 +141,8 @@ def _populate(scenario: Scenario, endpoint: str, redis_url: str, prefix: str) ->
     if scenario.queues:
         environ["TIDEGAUGE_TICK_QUEUE_URL"] = sqs.create_queue(QueueName=f"ticks-{prefix}")["QueueUrl"]
     if scenario.queries:
-        stamp = datetime.datetime.fromtimestamp(math.floor(time.time() / 60) * 60 - 90, tz=datetime.UTC)
-        boto3.client("cloudwatch", region_name=REGION, endpoint_url=endpoint).put_metric_data(
-            Namespace="Bench",
-            MetricData=[
-                {
-                    "MetricName": "Load",
-                    "Dimensions": [{"Name": "Id", "Value": str(i)}],
-                    "Value": i,
-                    "Timestamp": stamp,
-                }
-                for i in range(scenario.queries)
-            ],
-        )
+        cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=endpoint)
+        put_datapoints(cloudwatch, scenario.queries, seconds_back=90)
     boto3.client("ssm", region_name=REGION, endpoint_url=endpoint).put_parameter(
         Name=environ["TIDEGAUGE_CONFIG_PARAMETER"], Value=_config(scenario, redis_url, prefix), Type="String"
     )
