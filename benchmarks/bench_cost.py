@@ -68,6 +68,8 @@ ESM_LONG_POLL_SECONDS = 20
 does not publish the count; it bills ReceiveMessage requests to the queue owner."""
 AWS_CALL_SECONDS = 0.010
 """Assumed latency of one in-region AWS call (not measurable on moto); calls overlap over the workers."""
+SCHEDULE_CHECK_SECONDS = 0.01
+"""The minute schedule's invocation while the tick chain is alive: a marker read, no round (estimated)."""
 MINUTES_PER_MONTH = 30.4375 * 24 * 60
 MEMORY_SIZES = (128, 256, 512, 1024, 1769)
 
@@ -382,8 +384,8 @@ def tidegauge_usage(
 ) -> Usage:
     """A month of collecting 50 queues every 15 s and 50 metrics every minute, whatever reads them.
 
-    Tick design: 4 ticks + 1 schedule a minute for SQS (each one round), one CloudWatch invocation a
-    minute; the mapping's idle polls. Rounds design: one SQS invocation a minute, billed 45 s of
+    Tick design: 4 ticks a minute for SQS (each one round) and the schedule's check, one CloudWatch
+    invocation a minute; the mapping's idle polls. Rounds design: one SQS invocation a minute, billed 45 s of
     waiting plus its four rounds when busy, one round when ``idle`` (quiet).
     """
     sqs_cpu, cw_cpu = _warm(sqs, "cpu"), _warm(cloudwatch, "cpu")
@@ -396,11 +398,12 @@ def tidegauge_usage(
     elif rounds_design:
         invocations, sqs_seconds, sqs_requests = 1.0, 45.0 + 4 * round_seconds, 4 * reads
     else:
-        invocations, sqs_seconds = 5.0, 5 * round_seconds
+        # 4 ticks a minute, each a round; the schedule only checks the chain (one Redis read, counted
+        # as SCHEDULE_CHECK_SECONDS); 4 ticks sent, received by a poll and deleted by the mapping
+        invocations, sqs_seconds = 5.0, 4 * round_seconds + SCHEDULE_CHECK_SECONDS
         polls = ESM_POLLERS * 60 / ESM_LONG_POLL_SECONDS
-        # 5 rounds of reads; 4 ticks sent, received (a poll returning early) and deleted by the mapping
-        sqs_requests = 5 * reads + 4 * sqs_calls.get("SendMessage", 1.0) + 4 + polls
-    redis_commands = _warm(sqs, "redis") * invocations + _warm(cloudwatch, "redis")
+        sqs_requests = 4 * reads + 4 * sqs_calls.get("SendMessage", 1.0) + 4 + polls
+    redis_commands = _warm(sqs, "redis") * min(invocations, 4.0) + _warm(cloudwatch, "redis")
     server_reads = 2 * 60 * 15  # two metrics' snapshots a second, ~15 ECPUs each (150 series, ~15 KB)
     minute_gb_s = (sqs_seconds + cw_seconds) * memory_mb / 1024
     return Usage(

@@ -178,9 +178,10 @@ def test_schedule_leaves_a_live_chain_alone(
     # WHEN the schedule fires
     summary = app.lambda_handler(load_event("scheduled.json"), context(clock))
 
-    # THEN it samples once and starts no second chain
+    # THEN it starts no second chain, and takes no round of its own (the chain's ticks sample)
     assert summary["tick"] == {"action": "alive", "next_tick_delay_seconds": 0}
-    assert summary["rounds"] == 1
+    assert (summary["sources"], summary["samples_written"]) == ([], 0)
+    assert "GetQueueAttributes" not in summary["api_calls"]
     assert len(sent) == 2
 
 

@@ -153,9 +153,14 @@ class CollectorFunction:
         handoff = self._hand_on(trigger, chain)
         if handoff is not None:
             summary["tick"] = handoff.summary()
-            if handoff.action == "dropped":
-                self.metrics.add_metric(TICKS_DROPPED_METRIC, "Count", 1)
-                return {**summary, "ok": True, "sources": [], "samples_written": 0}
+            if handoff.action in ("dropped", "alive"):
+                # dropped: not this chain's tick; alive: the chain samples every interval, so a round
+                # of the schedule's own would only repeat one of its rounds
+                if handoff.action == "dropped":
+                    self.metrics.add_metric(TICKS_DROPPED_METRIC, "Count", 1)
+                self.metrics.add_metric("SamplingRounds", "Count", 0)
+                api_calls = self.factory.counter.snapshot().minus(calls_before).totals
+                return {**summary, "ok": True, "sources": [], "samples_written": 0, "api_calls": api_calls}
         result = self.collector.collect(
             store,
             config,
