@@ -2,7 +2,7 @@
 
 Environment: TIDEGAUGE_CONFIG_PARAMETER (SSM parameter with the config), TIDEGAUGE_REDIS_URL (optional,
 beats redis.url), TIDEGAUGE_REDIS_SECRET (optional Secrets Manager AUTH token), POWERTOOLS_SERVICE_NAME,
-POWERTOOLS_METRICS_NAMESPACE, LOG_LEVEL. See docs/collectors.md.
+POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_TRACE_DISABLED, LOG_LEVEL. See docs/collectors.md.
 """
 
 from __future__ import annotations

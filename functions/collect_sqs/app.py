@@ -1,8 +1,10 @@
-"""Lambda handler: sample SQS queue depth into Redis (every minute, and on alarm / tidegauge.collect events).
+"""Lambda handler: sample SQS queue depth into Redis (on each tick of its tick chain, every minute, and on
+alarm / tidegauge.collect events).
 
 Environment: TIDEGAUGE_CONFIG_PARAMETER (SSM parameter with the config), TIDEGAUGE_REDIS_URL (optional,
-beats redis.url), TIDEGAUGE_REDIS_SECRET (optional Secrets Manager AUTH token), POWERTOOLS_SERVICE_NAME,
-POWERTOOLS_METRICS_NAMESPACE, LOG_LEVEL. See docs/collectors.md.
+beats redis.url), TIDEGAUGE_REDIS_SECRET (optional Secrets Manager AUTH token), TIDEGAUGE_TICK_QUEUE_URL
+(optional tick queue), POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_TRACE_DISABLED,
+LOG_LEVEL. See docs/collectors.md.
 """
 
 from __future__ import annotations
