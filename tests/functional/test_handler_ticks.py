@@ -255,3 +255,28 @@ def test_two_stacks_sharing_a_redis_keep_a_chain_each(
     assert app.lambda_handler(tick_event(sent[0]["MessageBody"]), context(clock))["tick"]["action"] == (
         "accepted"
     )
+
+
+def test_the_next_tick_is_delivered_after_its_delay_and_carries_the_chain_on(
+    app: ModuleType, sqs: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a 1 s interval (so the tick's DelaySeconds is 1)
+    fast = CONFIG.replace("interval_seconds: 15", "interval_seconds: 1")
+    boto3.client("ssm", region_name=REGION).put_parameter(Name="/tidegauge/fast", Value=fast, Type="String")
+    monkeypatch.setenv("TIDEGAUGE_CONFIG_PARAMETER", "/tidegauge/fast")
+    tick_url = sqs.get_queue_url(QueueName="tidegauge-ticks")["QueueUrl"]
+
+    # WHEN the schedule starts the chain
+    assert app.lambda_handler(load_event("scheduled.json"), context(clock))["tick"] == {
+        "action": "restarted",
+        "next_tick_delay_seconds": 1,
+    }
+
+    # THEN the tick is not deliverable at once, only after its delay (a long poll waits for it)
+    assert sqs.receive_message(QueueUrl=tick_url, WaitTimeSeconds=0).get("Messages", []) == []
+    (message,) = sqs.receive_message(QueueUrl=tick_url, WaitTimeSeconds=5)["Messages"]
+    # AND delivered as the event source mapping delivers it, it samples and sends the next one
+    clock.now += 1
+    summary = app.lambda_handler(tick_event(message["Body"]), context(clock))
+    assert (summary["tick"]["action"], summary["samples_written"]) == ("accepted", 3)
+    assert delayed_ticks(sqs) == 1
