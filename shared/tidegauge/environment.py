@@ -14,6 +14,10 @@ REDIS_SECRET = "TIDEGAUGE_REDIS_SECRET"
 CONFIG_PARAMETER = "TIDEGAUGE_CONFIG_PARAMETER"
 """SSM parameter name holding the YAML/JSON config (collectors in Lambda)."""
 
+TICK_QUEUE_URL = "TIDEGAUGE_TICK_QUEUE_URL"
+"""SQS queue URL of a collector's tick chain (the template sets it for the SQS collector): each invocation
+samples once and sends the next tick there with a delay, instead of waiting between samples."""
+
 CONFIG_FILE = "TIDEGAUGE_CONFIG"
 """Path of a YAML/JSON config file (CLI, server)."""
 
@@ -26,7 +30,3 @@ REDIS_PASSWORD = "TIDEGAUGE_REDIS_PASSWORD"
 REDIS_URL_FILE = "TIDEGAUGE_REDIS_URL_FILE"
 """Path of a file holding the Redis URL (a mounted Secret key), for the server: re-read while it runs, and
 a changed URL (e.g. a rotated password) is used from the next connection on, without a restart."""
-
-TICK_QUEUE_URL = "TIDEGAUGE_TICK_QUEUE_URL"
-"""SQS queue URL of a collector's tick chain (the template sets it for the SQS collector): each invocation
-samples once and sends the next tick there with a delay, instead of waiting between samples."""
