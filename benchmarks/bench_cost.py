@@ -41,7 +41,8 @@ from benchmarks.bench_collect import (
 TITLE = "Collectors: cost per invocation and per month (moto server, real handler, Redis)"
 WARM_INVOCATIONS = 7
 
-# --- Published prices, us-east-1, as listed on the AWS pricing pages in November 2026 -----------------
+# --- Published list prices, us-east-1 (AWS pricing pages), cross-checked on 2026-12-02 against sources ---
+# quoting them (the pricing pages themselves were not reachable from the benchmark machine).
 LAMBDA_REQUEST_USD = 0.20 / 1e6
 """Lambda: per request."""
 LAMBDA_ARM_GB_SECOND_USD = 0.0000133334
@@ -529,7 +530,8 @@ def _bill(
                 )
                 designs.append((label, keda_usage(triggers, triggers, cached=cached, clusters=clusters)))
     lines = [
-        "Monthly bill, us-east-1 list prices (November 2026, constants in `benchmarks/bench_cost.py`): "
+        "Monthly bill, us-east-1 list prices (as published, cross-checked 2026-12-02; constants in "
+        "`benchmarks/bench_cost.py`): "
         "Lambda $0.20 per million requests and $0.0000133334 per GB-s (arm64); SQS $0.40 per million "
         "requests; GetMetricData $0.01 per 1,000 metrics requested; ElastiCache Serverless for Valkey "
         "$0.084 per GB-hour (100 MB minimum) and $0.0023 per million ECPUs. Always-free tiers (per "
