@@ -171,46 +171,19 @@ def _quantity(text: str) -> float:
 
 @contextlib.contextmanager
 def _server(redis_url: str, names: list[str]) -> Iterator[tuple[int, ssl.SSLContext]]:
-    """The real server (TLS, front-proxy client certificate, no response cache: each HPA asks for its own
-    selector, so its reads miss the cache in production)."""
-    from benchmarks.bench_server import _Loop
-    from tests.support.pki import CertificateAuthority
+    """The real server as the tests run it (TLS, the aggregator's front-proxy client certificate), with
+    no response cache: each HPA asks for its own selector, so its reads miss the cache in production."""
+    from tests.support.server_harness import Pki, ServerThread, settings_for
     from tidegauge.config import parse_config
-    from tidegauge.server.runner import Server
-    from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode, ServerSettings
 
-    workdir = Path(tempfile.mkdtemp(prefix="tidegauge-bench-latency-"))
-    server_ca, proxy_ca = CertificateAuthority("server-ca"), CertificateAuthority("proxy-ca")
-    cert, key = server_ca.issue_server().write(workdir, "serving")
-    (workdir / "proxy-ca.crt").write_bytes(proxy_ca.pem)
-    client_cert, client_key = proxy_ca.issue("front-proxy-client").write(workdir, "proxy")
+    pki = Pki(Path(tempfile.mkdtemp(prefix="tidegauge-bench-latency-")))
     document = json.loads(_config_text(names[0], redis_url))
     document["sources"] = [
         {"name": name, "type": "sqs", "region": REGION, "queues": {"names": [name]}} for name in names
     ]
     config = parse_config(json.dumps(document), "<bench>", redis_url=redis_url, environ={})
-    settings = ServerSettings(
-        bind_address="127.0.0.1",
-        secure_port=0,
-        metrics_port=None,
-        tls_cert_file=cert,
-        tls_private_key_file=key,
-        authentication=AuthenticationFlags(
-            requestheader_client_ca_file=str(workdir / "proxy-ca.crt"), skip_lookup=True
-        ),
-        authorization_mode=AuthorizationMode.ALWAYS_ALLOW_AUTHENTICATED,
-        response_cache_seconds=0.0,
-    )
-    loop = _Loop()
-    server = Server(settings, config)
-    loop.call(server.start())
-    context = ssl.create_default_context(cadata=server_ca.pem.decode())
-    context.load_cert_chain(client_cert, client_key)
-    try:
-        yield server.secure_port, context
-    finally:
-        loop.call(server.stop())
-        loop.close()
+    with ServerThread(settings_for(pki, response_cache_seconds=0.0), config) as server:
+        yield server.port, pki.context(pki.aggregator)
 
 
 def _trials(per_mode: int, endpoint: str, redis_url: str, factory: Any) -> dict[str, _Trial]:
