@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol, cast
 
+import botocore.exceptions
 from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
 
 from tidegauge import environment
@@ -216,7 +217,8 @@ class CollectorFunction:
             return chain.restart_if_broken()
         except StoreError as error:
             raise CollectionError(f"cannot keep the tick chain in Redis: {error}") from error
-        except Exception as error:  # SendMessage failed (botocore's errors); sampling goes on
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            # SendMessage failed (denied, throttled, unreachable): sampling goes on
             logger.error("cannot send the next tick to %s: %s", chain.queue_url, error)
             self.metrics.add_metric("CollectionErrors", "Count", 1)
             return Handoff("send_failed")
