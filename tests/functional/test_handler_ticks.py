@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from types import ModuleType
@@ -280,3 +281,40 @@ def test_the_next_tick_is_delivered_after_its_delay_and_carries_the_chain_on(
     summary = app.lambda_handler(tick_event(message["Body"]), context(clock))
     assert (summary["tick"]["action"], summary["samples_written"]) == ("accepted", 3)
     assert delayed_ticks(sqs) == 1
+
+
+def test_concurrent_duplicate_deliveries_leave_exactly_one_chain(
+    app: ModuleType, sqs: Any, clock: FakeClock, sent: list[dict[str, Any]]
+) -> None:
+    # GIVEN a chain, and its tick delivered twice at the same moment to two execution environments
+    app.lambda_handler(load_event("scheduled.json"), context(clock))
+    duplicate = tick_event(sent[-1]["MessageBody"])
+    environments = [
+        CollectorFunction("sqs", metrics=app.function.metrics, clock=clock, sleep=clock.sleep)
+        for _ in range(2)
+    ]
+    handed_on: list[str] = []
+    for environment in environments:
+        client = environment.factory.client("sqs", None)
+        client.meta.events.register(
+            "provide-client-params.sqs.SendMessage",
+            lambda params, **_: handed_on.append(params["MessageBody"]),
+        )
+    start = threading.Barrier(2, timeout=30)
+
+    def deliver(environment: CollectorFunction) -> None:
+        start.wait()
+        environment.handle(duplicate, context(clock))
+
+    threads = [threading.Thread(target=deliver, args=(e,)) for e in environments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    # WHEN every tick they handed on (one or two, depending on the interleaving) is delivered
+    actions = [app.lambda_handler(tick_event(body), context(clock))["tick"]["action"] for body in handed_on]
+
+    # THEN exactly one of them carries the chain on: never two chains
+    assert 1 <= len(handed_on) <= 2
+    assert actions.count("accepted") == 1
