@@ -14,6 +14,10 @@ REDIS_SECRET = "TIDEGAUGE_REDIS_SECRET"
 CONFIG_PARAMETER = "TIDEGAUGE_CONFIG_PARAMETER"
 """SSM parameter name holding the YAML/JSON config (collectors in Lambda)."""
 
+TICK_QUEUE_URL = "TIDEGAUGE_TICK_QUEUE_URL"
+"""SQS queue URL of a collector's tick chain (the template sets it for the SQS collector): each invocation
+samples once and sends the next tick there with a delay, instead of waiting between samples."""
+
 CONFIG_FILE = "TIDEGAUGE_CONFIG"
 """Path of a YAML/JSON config file (CLI, server)."""
 

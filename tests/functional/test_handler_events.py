@@ -178,3 +178,31 @@ def test_other_events_are_rejected_naming_the_accepted_ones(event: Any) -> None:
     # THEN the error lists the accepted detail-types
     with pytest.raises(UnrecognisedEventError, match=r"tidegauge\.collect"):
         parse_event(event)
+
+
+def test_tick_message_selects_every_source_for_one_round() -> None:
+    # GIVEN the SQS event the tick queue's event source mapping delivers
+    trigger = parse_event(load_event("tick.json"))
+
+    # THEN it carries the tick's token, takes one round of every source, and forces no fetch
+    assert (trigger.kind, trigger.tick_tokens) == ("tick", (2740153216113459.0,))
+    assert (trigger.single_round, trigger.forced) == (True, False)
+    selection = select_sources(trigger, SQS_SOURCES, configured_names=ALL_NAMES)
+    assert names(selection.sources) == ["orders", "jobs", "tagged"]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"eventSource": "aws:sqs", "body": "an order"},
+        {"eventSource": "aws:sqs", "body": '{"tidegauge": "tidegauge.tick", "token": "x"}'},
+        {"eventSource": "aws:sns", "body": '{"tidegauge": "tidegauge.tick", "token": 1}'},
+        "not a record",
+    ],
+)
+def test_sqs_records_other_than_ticks_are_rejected(record: Any) -> None:
+    # GIVEN an SQS event whose record is not a tick (a mapping pointed at a work queue by mistake)
+    # WHEN it is parsed
+    # THEN the error names the record and what a tick looks like
+    with pytest.raises(UnrecognisedEventError, match=r"Records\[0\] is not a tick message"):
+        parse_event({"Records": [record]})

@@ -137,7 +137,7 @@ def test_translator_produces_the_layer_functions_and_schedules(transformed: dict
         properties = function["Properties"]
         assert properties["Runtime"] == "python3.12"
         assert properties["Architectures"] == ["arm64"]
-        assert properties["TracingConfig"] == {"Mode": "Active"}
+        assert properties["TracingConfig"] == {"Mode": {"Ref": "CollectorTracing"}}
         assert properties["Handler"] == "app.lambda_handler"
         assert set(properties["VpcConfig"]) == {"SubnetIds", "SecurityGroupIds"}
         layer_refs = [layer["Ref"] for layer in properties["Layers"]]
@@ -157,6 +157,21 @@ def test_translator_produces_the_layer_functions_and_schedules(transformed: dict
         assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["EventDeliveryDeadLetterQueue", "Arn"]}
         targets[target["Arn"]["Fn::GetAtt"][0]] = rule
     assert set(targets) == set(functions), "one one-minute schedule per function"
+
+
+def test_tracing_is_off_unless_the_parameter_turns_it_on(transformed: dict[str, Any]) -> None:
+    # GIVEN the tracing parameter: off by default (an X-Ray SDK import costs ~100 ms of every cold start)
+    parameter = load_template()["Parameters"]["CollectorTracing"]
+    assert parameter["Default"] == "PassThrough"
+    assert set(parameter["AllowedValues"]) == {"Active", "PassThrough"}
+    # THEN each function tells Powertools the same thing X-Ray is told, so the handler builds a Tracer
+    # exactly when Lambda traces it
+    assert transformed["Conditions"]["TracingActive"] == {
+        "Fn::Equals": [{"Ref": "CollectorTracing"}, "Active"]
+    }
+    for function in resources_of_type(transformed, "AWS::Lambda::Function").values():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["POWERTOOLS_TRACE_DISABLED"] == {"Fn::If": ["TracingActive", "false", "true"]}
 
 
 def test_layer_is_built_from_shared_with_python312() -> None:
@@ -215,7 +230,11 @@ def test_iam_grants_only_the_listed_actions(transformed: dict[str, Any]) -> None
                 if resource == "*":
                     assert set(actions) <= ACTIONS_ON_ANY_RESOURCE, f"{name}: {actions} on every resource"
         managed = {arn.split(":policy/", 1)[1] for arn in role["Properties"]["ManagedPolicyArns"]}
-        assert managed == EXPECTED_MANAGED_POLICIES, f"{name}: managed policies {managed}"
+        # SAM's policy for an SQS event source: receive and delete on the tick queue (SQS collector)
+        expected = EXPECTED_MANAGED_POLICIES | (
+            {"service-role/AWSLambdaSQSQueueExecutionRole"} if name == "CollectSqsFunction" else set()
+        )
+        assert managed == expected, f"{name}: managed policies {managed}"
 
 
 def test_each_collector_gets_only_its_source_permissions(transformed: dict[str, Any]) -> None:
@@ -241,11 +260,39 @@ def test_queue_reads_are_limited_to_the_queue_arn_pattern(transformed: dict[str,
     assert {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:*"} in resources
 
 
-def test_send_message_only_reaches_the_failure_queue(transformed: dict[str, Any]) -> None:
-    for role in function_roles(transformed).values():
-        for statement in statements(role):
-            if "sqs:SendMessage" in as_list(statement["Action"]):
-                assert statement["Resource"] == {"Fn::GetAtt": ["InvocationFailureQueue", "Arn"]}
+def test_send_message_only_reaches_the_failure_queue_and_the_own_tick_queue(
+    transformed: dict[str, Any],
+) -> None:
+    failure_queue = {"Fn::GetAtt": ["InvocationFailureQueue", "Arn"]}
+    tick_queue = {"Fn::GetAtt": ["CollectSqsTickQueue", "Arn"]}
+    for name, role in function_roles(transformed).items():
+        targets = [
+            statement["Resource"]
+            for statement in statements(role)
+            if "sqs:SendMessage" in as_list(statement["Action"])
+        ]
+        own = [failure_queue, tick_queue] if name == "CollectSqsFunction" else [failure_queue]
+        assert sorted(map(str, targets)) == sorted(map(str, own)), f"{name}: SendMessage to {targets}"
+
+
+def test_sqs_collector_samples_sub_minute_by_a_tick_chain(transformed: dict[str, Any]) -> None:
+    # GIVEN the SQS collector and its tick queue
+    function = transformed["Resources"]["CollectSqsFunction"]["Properties"]
+    queue = transformed["Resources"]["CollectSqsTickQueue"]["Properties"]
+    mappings = resources_of_type(transformed, "AWS::Lambda::EventSourceMapping")
+    # THEN one mapping delivers one tick at a time from that queue to that function only
+    (mapping,) = mappings.values()
+    assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["CollectSqsTickQueue", "Arn"]}
+    assert mapping["Properties"]["FunctionName"] == {"Ref": "CollectSqsFunction"}
+    assert mapping["Properties"]["BatchSize"] == 1
+    # AND the mapping's concurrency fits in the reserved concurrency's default
+    reserved = int(load_template()["Parameters"]["CollectorReservedConcurrency"]["Default"])
+    assert mapping["Properties"]["ScalingConfig"]["MaximumConcurrency"] < reserved
+    # AND the function knows where to send the next tick
+    assert function["Environment"]["Variables"]["TIDEGAUGE_TICK_QUEUE_URL"] == {"Ref": "CollectSqsTickQueue"}
+    # AND the queue suits Lambda (visibility >= timeout) and drops a stale tick within a minute
+    assert queue["VisibilityTimeout"] >= function["Timeout"]
+    assert queue["MessageRetentionPeriod"] == 60
 
 
 def test_assume_role_is_granted_only_with_role_arns(transformed: dict[str, Any]) -> None:
@@ -574,6 +621,7 @@ def _operations(protocol: type) -> set[str]:
     ("function_name", "protocol_path", "service"),
     [
         ("CollectSqsFunction", "tidegauge.sources.sqs:SqsClient", "sqs"),
+        ("CollectSqsFunction", "tidegauge.sources.ticks:TickQueue", "sqs"),
         ("CollectCloudWatchFunction", "tidegauge.sources.cloudwatch:CloudWatchClient", "cloudwatch"),
         ("CollectSqsFunction", "tidegauge.sources.aws:StsClient", "sts"),
         ("CollectCloudWatchFunction", "tidegauge.sources.aws:StsClient", "sts"),
@@ -595,9 +643,9 @@ def test_iam_grants_every_operation_the_collectors_call(
 # Calls made through Powertools' providers, not through a client Protocol of the collectors.
 PROVIDER_CALLS = {"ssm": {"GetParameter"}, "secretsmanager": {"GetSecretValue"}}
 CLIENT_PROTOCOLS = {
-    "sqs": "tidegauge.sources.sqs:SqsClient",
-    "cloudwatch": "tidegauge.sources.cloudwatch:CloudWatchClient",
-    "sts": "tidegauge.sources.aws:StsClient",
+    "sqs": ("tidegauge.sources.sqs:SqsClient", "tidegauge.sources.ticks:TickQueue"),
+    "cloudwatch": ("tidegauge.sources.cloudwatch:CloudWatchClient",),
+    "sts": ("tidegauge.sources.aws:StsClient",),
 }
 
 
@@ -629,8 +677,10 @@ def test_readme_endpoint_table_names_every_call_of_every_collector_client() -> N
     expected = {}
     for service in created:
         if service in CLIENT_PROTOCOLS:
-            module_name, class_name = CLIENT_PROTOCOLS[service].split(":")
-            calls = _operations(getattr(importlib.import_module(module_name), class_name))
+            calls = set()
+            for path in CLIENT_PROTOCOLS[service]:
+                module_name, class_name = path.split(":")
+                calls |= _operations(getattr(importlib.import_module(module_name), class_name))
         else:
             calls = PROVIDER_CALLS[service]
         endpoint = botocore.session.get_session().get_service_model(service).endpoint_prefix

@@ -5,6 +5,7 @@
   (a composite alarm, which names no metric: every source), one round now.
 - ``tidegauge.collect`` (a custom event, ``detail-type: tidegauge.collect``, recommended
   ``source: tidegauge``) with ``detail: {"sources": ["name", ...]}``: those sources, one round now.
+- An SQS event of tick messages (the tick chain, :mod:`.ticks`): every source, one round now.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Literal
 from tidegauge.config import CloudWatchSource, Source, SqsSource
 from tidegauge.names import queue_name
 from tidegauge.sources.exceptions import UnrecognisedEventError
+from tidegauge.sources.ticks import parse_tick_body
 
 SCHEDULED_DETAIL_TYPE = "Scheduled Event"
 ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
@@ -23,9 +25,12 @@ COLLECT_DETAIL_TYPE = "tidegauge.collect"
 SQS_NAMESPACE = "AWS/SQS"
 SQS_QUEUE_DIMENSION = "QueueName"
 
+SQS_EVENT_SOURCE = "aws:sqs"
+
 _ACCEPTED = (
     f"expected an EventBridge event with detail-type {SCHEDULED_DETAIL_TYPE!r}, {ALARM_DETAIL_TYPE!r} or "
-    f'{COLLECT_DETAIL_TYPE!r} (detail: {{"sources": ["name", ...]}}); see tests/events/*.json'
+    f'{COLLECT_DETAIL_TYPE!r} (detail: {{"sources": ["name", ...]}}), or an SQS event of tick messages; '
+    "see tests/events/*.json"
 )
 
 
@@ -40,10 +45,11 @@ class AlarmMetric:
 
 @dataclass(frozen=True, slots=True)
 class Trigger:
-    """Why the collector runs: ``schedule``, ``alarm`` or ``collect``."""
+    """Why the collector runs: ``schedule``, ``alarm``, ``collect`` or ``tick``."""
 
-    kind: Literal["schedule", "alarm", "collect"]
+    kind: Literal["schedule", "alarm", "collect", "tick"]
     source_names: tuple[str, ...] = ()
+    tick_tokens: tuple[float, ...] = ()
     alarm_name: str = ""
     alarm_state: str = ""
     alarm_metrics: tuple[AlarmMetric, ...] = ()
@@ -54,18 +60,25 @@ class Trigger:
         return self.kind != "schedule"
 
     @property
+    def forced(self) -> bool:
+        """Events ask for fresh figures now: CloudWatch queries are fetched even if already fetched."""
+        return self.kind in ("alarm", "collect")
+
+    @property
     def description(self) -> str:
         if self.kind == "alarm":
             return f"alarm {self.alarm_name} -> {self.alarm_state}"
         if self.kind == "collect":
             return f"collect {', '.join(self.source_names)}"
-        return "schedule"
+        return self.kind
 
 
 def parse_event(event: Any) -> Trigger:
     """Recognise an EventBridge event; raises :class:`UnrecognisedEventError` naming what was expected."""
     if not isinstance(event, Mapping):
         raise UnrecognisedEventError(f"event is {type(event).__name__}, not a JSON object; {_ACCEPTED}")
+    if "Records" in event:
+        return _tick(event["Records"])
     detail_type = event.get("detail-type")
     detail = event.get("detail")
     if detail_type == SCHEDULED_DETAIL_TYPE:
@@ -87,6 +100,25 @@ def parse_event(event: Any) -> Trigger:
             )
         return Trigger(kind="collect", source_names=tuple(dict.fromkeys(names)))
     raise UnrecognisedEventError(f"unrecognised event (detail-type {detail_type!r}); {_ACCEPTED}")
+
+
+def _tick(records: Any) -> Trigger:
+    """An SQS event: every record must be a tick message; the trigger carries their tokens."""
+    if not isinstance(records, list) or not records:
+        raise UnrecognisedEventError(f"an SQS event needs a non-empty Records list; {_ACCEPTED}")
+    tokens: list[float] = []
+    for index, record in enumerate(records):
+        source = record.get("eventSource") if isinstance(record, Mapping) else None
+        body = record.get("body") if isinstance(record, Mapping) else None
+        token = parse_tick_body(body) if source == SQS_EVENT_SOURCE and isinstance(body, str) else None
+        if token is None:
+            raise UnrecognisedEventError(
+                f"Records[{index}] is not a tick message (eventSource {SQS_EVENT_SOURCE!r}, a body "
+                'like {"tidegauge": "tidegauge.tick", "token": 123}): only the tick queue may trigger '
+                f"a collector; {_ACCEPTED}"
+            )
+        tokens.append(token)
+    return Trigger(kind="tick", tick_tokens=tuple(tokens))
 
 
 def _alarm_metrics(configuration: Any) -> Iterable[AlarmMetric]:
@@ -124,7 +156,7 @@ def select_sources(
 
     A ``collect`` event may name sources of the other function: they are not unknown, just not ours.
     """
-    if trigger.kind == "schedule":
+    if trigger.kind in ("schedule", "tick"):
         return Selection(tuple(sources))
     if trigger.kind == "collect":
         configured = set(configured_names)

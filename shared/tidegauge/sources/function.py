@@ -12,8 +12,9 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
+import botocore.exceptions
 from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
 
 from tidegauge import environment
@@ -25,6 +26,7 @@ from tidegauge.sources.collector import Collector
 from tidegauge.sources.events import Trigger, parse_event, select_sources
 from tidegauge.sources.exceptions import CollectionError
 from tidegauge.sources.invocation import InvocationResult
+from tidegauge.sources.ticks import Handoff, TickChain, TickQueue
 from tidegauge.store import Store, StoreError
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,9 @@ SECRET_MAX_AGE_SECONDS = 300
 IDLE_HEARTBEAT_METRIC = "IdleHeartbeat"
 """EMF metric (1 per invocation) of a function the config gives no source of its kind; the stack's
 no-samples alarm counts it beside SamplesWritten."""
+
+TICKS_DROPPED_METRIC = "TicksDropped"
+"""EMF metric (1 per dropped tick): a duplicate delivery or a superseded chain's tick, not sampled."""
 
 Kind = Literal["sqs", "cloudwatch"]
 
@@ -99,6 +104,7 @@ class CollectorFunction:
         self.environ = os.environ if environ is None else environ
         self.factory = factory or ClientFactory()
         self.collector = Collector(self.factory, clock=clock, sleep=sleep)
+        self._clock = clock
         self._ssm: SSMProvider | None = None
         self._secrets: SecretsProvider | None = None
         self._config: tuple[str, Config] | None = None
@@ -144,13 +150,26 @@ class CollectorFunction:
             log("nothing to collect: no %s source matches %s", self.kind, trigger.description)
             return {**summary, "ok": not selection.unknown_names, "sources": [], "samples_written": 0}
         store = self.store(config)
+        chain = self.tick_chain(store, config)
+        handoff = self._hand_on(trigger, chain)
+        if handoff is not None:
+            summary["tick"] = handoff.summary()
+            if handoff.action in ("dropped", "alive"):
+                # dropped: not this chain's tick; alive: the chain samples every interval, so a round
+                # of the schedule's own would only repeat one of its rounds
+                if handoff.action == "dropped":
+                    self.metrics.add_metric(TICKS_DROPPED_METRIC, "Count", 1)
+                self.metrics.add_metric("SamplingRounds", "Count", 0)
+                api_calls = self.factory.counter.snapshot().minus(calls_before).totals
+                return {**summary, "ok": True, "sources": [], "samples_written": 0, "api_calls": api_calls}
         result = self.collector.collect(
             store,
             config,
             selection.sources,
             remaining_time_ms=context.get_remaining_time_in_millis,
-            single_round=trigger.single_round,
-            force=trigger.single_round,
+            # with a tick chain every invocation samples once: the chain, not a sleep, paces the rounds
+            single_round=trigger.single_round or chain is not None,
+            force=trigger.forced,
             caller_account=account_of_arn(context.invoked_function_arn),
         )
         api_calls = self.factory.counter.snapshot().minus(calls_before).totals
@@ -163,6 +182,46 @@ class CollectorFunction:
         summary.update(result.summary())
         summary["api_calls"] = dict(api_calls)
         return summary
+
+    def tick_chain(self, store: Store, config: Config) -> TickChain | None:
+        """The tick chain over ``TIDEGAUGE_TICK_QUEUE_URL``, or None when the variable is not set."""
+        url = self.environ.get(environment.TICK_QUEUE_URL, "")
+        if not url:
+            return None
+        queue = cast(TickQueue, self.factory.client("sqs", None))
+        return TickChain(
+            store,
+            queue,
+            url,
+            kind=self.kind,
+            interval_seconds=config.sampling.interval_seconds,
+            clock=self._clock,
+        )
+
+    def _hand_on(self, trigger: Trigger, chain: TickChain | None) -> Handoff | None:
+        """A tick hands the chain on (or is dropped); the schedule restarts a broken chain.
+
+        A failed SendMessage is counted and logged, and the invocation still samples: the schedule
+        restarts the chain within a minute or two.
+        """
+        if trigger.kind == "tick" and chain is None:
+            raise CollectionError(
+                f"a tick message arrived but {environment.TICK_QUEUE_URL} is not set: set it to the tick "
+                "queue's URL, or remove the queue's event source mapping"
+            )
+        if chain is None or trigger.kind not in ("tick", "schedule"):
+            return None
+        try:
+            if trigger.kind == "tick":
+                return chain.accept(trigger.tick_tokens)
+            return chain.restart_if_broken()
+        except StoreError as error:
+            raise CollectionError(f"cannot keep the tick chain in Redis: {error}") from error
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            # SendMessage failed (denied, throttled, unreachable): sampling goes on
+            logger.error("cannot send the next tick to %s: %s", chain.queue_url, error)
+            self.metrics.add_metric("CollectionErrors", "Count", 1)
+            return Handoff("send_failed")
 
     def load_config(self) -> Config:
         """The config in the SSM parameter ``TIDEGAUGE_CONFIG_PARAMETER`` names (cached; parsed on change)."""
