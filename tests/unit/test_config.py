@@ -120,6 +120,7 @@ def test_example_config_documents_every_field() -> None:
         *schema.QUERY_KEYS,
         *schema.METRIC_POLICY_KEYS,
         *schema.FALLBACK_KEYS,
+        *schema.WINDOW_KEYS,
         *schema.EXPOSURE_KEYS,
     )
 

@@ -83,6 +83,9 @@ def build_config(data: Any, origin: str, url_override: tuple[str, str] | None) -
             fallback=entry.fallback,
             unit=entry.unit,
             description=entry.description,
+            window=entry.window,
+            keep_alive_seconds=entry.keep_alive_seconds,
+            last_known_good=entry.last_known_good,
         )
         for metric, (_, entry) in entries.items()
     }

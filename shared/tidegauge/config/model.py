@@ -142,6 +142,26 @@ class Fallback:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class LastKnownGood:
+    """When nothing is fresh, serve each series' newest value (its real timestamp) while it is at most
+    ``max_age_seconds`` past the metric's max age (``fallback: {mode: last_known_good}``)."""
+
+    max_age_seconds: float
+
+
+WindowFunction: TypeAlias = Literal["max", "avg", "p90", "ewma"]
+WINDOW_FUNCTIONS: Final[tuple[WindowFunction, ...]] = ("max", "avg", "p90", "ewma")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Window:
+    """Serve ``function`` of each series' last ``seconds`` of history (source time), not its raw value."""
+
+    seconds: float
+    function: WindowFunction
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class MetricPolicy:
     """How the server serves one metric; ``max_age_seconds`` is always resolved."""
 
@@ -149,6 +169,11 @@ class MetricPolicy:
     fallback: Fallback | None = None
     unit: str | None = None
     description: str | None = None
+    window: Window | None = None
+    keep_alive_seconds: float | None = None
+    """A series non-zero at any point of the last ``keep_alive_seconds`` is served as at least 1."""
+    last_known_good: LastKnownGood | None = None
+    """Read from ``fallback: {mode: last_known_good, max_age_seconds: N}``: not a key of its own."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

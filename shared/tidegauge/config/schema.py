@@ -20,6 +20,7 @@ from tidegauge.config.model import (
     MetricStatSpec,
     RedisSettings,
     SamplingSettings,
+    Window,
 )
 
 
@@ -32,8 +33,10 @@ TOP_LEVEL_KEYS: Final = keys_of(Config)
 REDIS_KEYS: Final = keys_of(RedisSettings)
 SAMPLING_KEYS: Final = keys_of(SamplingSettings)
 DEFAULTS_KEYS: Final = keys_of(Defaults)
-METRIC_POLICY_KEYS: Final = keys_of(MetricPolicy)
-FALLBACK_KEYS: Final = keys_of(Fallback)
+METRIC_POLICY_KEYS: Final = tuple(key for key in keys_of(MetricPolicy) if key != "last_known_good")
+FALLBACK_MODES: Final = ("value", "last_known_good")
+FALLBACK_KEYS: Final = ("mode", *keys_of(Fallback), "max_age_seconds")
+WINDOW_KEYS: Final = keys_of(Window)
 EXPOSURE_KEYS: Final = keys_of(ExposureRule)
 STAT_KEYS: Final = keys_of(MetricStatSpec)
 

@@ -158,6 +158,7 @@ class Server:
             read_timeout_seconds=settings.request_timeout_seconds,
             clock=self.clock,
             record_fallback=telemetry.fallbacks.inc,
+            record_last_known_good=telemetry.last_known_good.inc,
             record_dropped=telemetry.series_dropped.inc,
             newest_timestamps=telemetry.newest_timestamps,
         )

@@ -1,0 +1,84 @@
+"""Better signals through the real server on real Redis: last known good, windows, derived metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.clock import FakeClock
+from tests.support.server_harness import (
+    Pki,
+    Reply,
+    ServerThread,
+    aggregator_headers,
+    request,
+    seed,
+    settings_for,
+)
+from tidegauge.config import Config, parse_config
+from tidegauge.localredis import RedisServer
+from tidegauge.model import Sample
+from tidegauge.server.types import format_timestamp
+
+EXTERNAL = "/apis/external.metrics.k8s.io/v1beta1/namespaces/shop"
+
+SIGNALS_CONFIG = """
+version: 1
+redis: {url: "redis://127.0.0.1:1/0"}
+sources:
+  - {name: orders, type: sqs, region: eu-west-1, queues: {names: [orders]}}
+metrics:
+  sqs_messages:
+    max_age_seconds: 60
+    fallback: {mode: last_known_good, max_age_seconds: 120}
+"""
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return Pki(tmp_path_factory.mktemp("pki"))
+
+
+def config_for(redis_url: str, text: str = SIGNALS_CONFIG) -> Config:
+    return parse_config(text, "<test>", redis_url=redis_url, environ={})
+
+
+def served(server: ServerThread, pki: Pki, path: str) -> Reply:
+    return request(server.port, f"{EXTERNAL}/{path}", pki.context(pki.aggregator), aggregator_headers())
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(now=float(int(time.time()) - 3600))
+
+
+@pytest.fixture
+def server(pki: Pki, redis_server: RedisServer, clock: FakeClock) -> Iterator[ServerThread]:
+    seed(redis_server.url, [], flush=True)
+    with ServerThread(settings_for(pki), config_for(redis_server.url), clock=clock) as thread:
+        yield thread
+
+
+def test_last_known_good_spans_a_collector_outage_and_stops_at_its_limit(
+    server: ServerThread, pki: Pki, redis_server: RedisServer, clock: FakeClock
+) -> None:
+    # GIVEN a collector that wrote 42 at t0 and then stopped (max age 60 s, last known good 120 s past it)
+    written_at = clock.now
+    seed(redis_server.url, [Sample.of("sqs_messages", {"queue": "orders"}, 42, written_at)])
+    # WHEN asked during the outage, up to 180 s after the last write THEN 42 with its real timestamp
+    for elapsed in (30, 61, 180):
+        clock.now = written_at + elapsed
+        reply = served(server, pki, "sqs_messages")
+        assert reply.status == 200, (elapsed, reply.body)
+        (item,) = reply.json()["items"]
+        assert (item["value"], item["timestamp"]) == ("42", format_timestamp(written_at))
+    # WHEN 181 s have passed THEN 404 saying stale
+    clock.now = written_at + 181
+    reply = served(server, pki, "sqs_messages")
+    assert reply.status == 404
+    assert "stale" in reply.json()["message"]
+    # THEN the two last-known-good answers (at 61 s and 180 s) are counted in /metrics
+    scraped = request(server.server.metrics_port, "/metrics", None).body.decode()
+    assert 'tidegauge_last_known_good_served_total{metric="sqs_messages"} 2.0' in scraped

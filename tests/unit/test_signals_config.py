@@ -1,0 +1,93 @@
+"""The serving options of ``metrics.<name>``: last known good, window and keep-alive, and their errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit.test_config import document, errors_of, only_error
+from tidegauge.config import Config, Fallback
+from tidegauge.config.model import LastKnownGood, Window
+
+
+def policy_of(entry: dict[str, Any]) -> Any:
+    return Config.from_mapping(document(metrics={"sqs_messages": entry})).metric_policy("sqs_messages")
+
+
+def test_last_known_good_alone_has_no_fixed_fallback() -> None:
+    policy = policy_of({"fallback": {"mode": "last_known_good", "max_age_seconds": 600}})
+
+    assert (policy.last_known_good, policy.fallback) == (LastKnownGood(max_age_seconds=600.0), None)
+
+
+def test_last_known_good_with_a_fixed_value_keeps_both() -> None:
+    policy = policy_of(
+        {"fallback": {"mode": "last_known_good", "max_age_seconds": 60, "value": 0, "after_seconds": 90}}
+    )
+
+    assert policy.last_known_good == LastKnownGood(max_age_seconds=60.0)
+    assert policy.fallback == Fallback(value=0.0, after_seconds=90.0)
+
+
+def test_last_known_good_needs_max_age_seconds() -> None:
+    error = only_error(document(metrics={"sqs_messages": {"fallback": {"mode": "last_known_good"}}}))
+
+    assert (error.field, error.problem) == ("metrics.sqs_messages.fallback.max_age_seconds", "is required")
+
+
+def test_last_known_good_with_half_a_fixed_value_names_the_missing_half() -> None:
+    data = document(
+        metrics={"sqs_messages": {"fallback": {"mode": "last_known_good", "max_age_seconds": 9, "value": 1}}}
+    )
+
+    error = only_error(data)
+
+    assert (error.field, error.problem) == ("metrics.sqs_messages.fallback.after_seconds", "is required")
+
+
+def test_unknown_fallback_mode_suggests_the_closest() -> None:
+    error = only_error(document(metrics={"sqs_messages": {"fallback": {"mode": "last_good"}}}))
+
+    assert error.field == "metrics.sqs_messages.fallback.mode"
+    assert "did you mean 'last_known_good'?" in error.problem
+
+
+def test_max_age_seconds_in_a_fixed_fallback_is_an_error() -> None:
+    data = document(
+        metrics={"sqs_messages": {"fallback": {"value": 0, "after_seconds": 5, "max_age_seconds": 9}}}
+    )
+
+    error = only_error(data)
+
+    assert error.field == "metrics.sqs_messages.fallback.max_age_seconds"
+    assert "mode: last_known_good" in error.fix
+
+
+def test_window_and_keep_alive_are_read() -> None:
+    policy = policy_of({"window": {"seconds": 120, "function": "p90"}, "keep_alive_seconds": 300})
+
+    assert (policy.window, policy.keep_alive_seconds) == (Window(seconds=120.0, function="p90"), 300.0)
+
+
+@pytest.mark.parametrize(
+    ("window", "field", "words"),
+    [
+        ({"seconds": 60, "function": "maxx"}, "function", "did you mean 'max'"),
+        ({"function": "max"}, "seconds", "is required"),
+        ({"seconds": 0, "function": "max"}, "seconds", "greater than 0"),
+        ({"seconds": 60}, "function", "is required"),
+        ({"seconds": 60, "function": "max", "size": 3}, "size", "unknown key"),
+    ],
+)
+def test_bad_window_names_the_field(window: dict[str, Any], field: str, words: str) -> None:
+    error = only_error(document(metrics={"sqs_messages": {"window": window}}))
+
+    assert error.field == f"metrics.sqs_messages.window.{field}"
+    assert words in error.problem
+
+
+def test_keep_alive_must_be_positive() -> None:
+    error = errors_of(document(metrics={"sqs_messages": {"keep_alive_seconds": -1}}))
+
+    assert error.field == "metrics.sqs_messages.keep_alive_seconds"
