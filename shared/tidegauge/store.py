@@ -436,3 +436,25 @@ class AsyncStore:
         with translate_errors("read collector status"):
             raw: dict[str, str] = await self.client.hgetall(COLLECTORS_KEY)
         return {source: decode_status(value) for source, value in sorted(raw.items())}
+
+    async def read_histories(self, keys: Sequence[SeriesKey], *, count: int) -> list[list[HistoryPoint]]:
+        """Up to ``count`` newest history points of each series, oldest first, in one pipeline."""
+        if not keys:
+            return []
+        with translate_errors(f"read history of {keys[0].metric}"):
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.xrevrange(history_key(key.metric, key.series_id), count=count)
+            replies = await pipe.execute()
+        return [_history_points(entries) for entries in replies]
+
+
+def _history_points(entries: Sequence[tuple[str, Mapping[str, str]]]) -> list[HistoryPoint]:
+    """XREVRANGE entries as points, oldest first; an entry with a bad number is left out."""
+    points: list[HistoryPoint] = []
+    for _id, row in reversed(entries):
+        try:
+            points.append(HistoryPoint(float(row["v"]), float(row["t"]), float(row["c"])))
+        except (KeyError, ValueError):
+            continue
+    return points

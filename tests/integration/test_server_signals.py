@@ -18,9 +18,12 @@ from tests.support.server_harness import (
     settings_for,
 )
 from tidegauge.config import Config, parse_config
+from tidegauge.demo.aggregator import parse_quantity
 from tidegauge.localredis import RedisServer
 from tidegauge.model import Sample
+from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.server.types import format_timestamp
+from tidegauge.store import Store
 
 EXTERNAL = "/apis/external.metrics.k8s.io/v1beta1/namespaces/shop"
 
@@ -29,10 +32,18 @@ version: 1
 redis: {url: "redis://127.0.0.1:1/0"}
 sources:
   - {name: orders, type: sqs, region: eu-west-1, queues: {names: [orders]}}
+  - {name: smooth, type: sqs, region: eu-west-1, queues: {names: [orders]}, metric: sqs_smoothed}
+  - {name: sparse, type: sqs, region: eu-west-1, queues: {names: [orders]}, metric: sqs_sparse}
 metrics:
   sqs_messages:
     max_age_seconds: 60
     fallback: {mode: last_known_good, max_age_seconds: 120}
+  sqs_smoothed:
+    max_age_seconds: 60
+    window: {seconds: 70, function: avg}
+  sqs_sparse:
+    max_age_seconds: 60
+    keep_alive_seconds: 120
 """
 
 
@@ -82,3 +93,48 @@ def test_last_known_good_spans_a_collector_outage_and_stops_at_its_limit(
     # THEN the two last-known-good answers (at 61 s and 180 s) are counted in /metrics
     scraped = request(server.server.metrics_port, "/metrics", None).body.decode()
     assert 'tidegauge_last_known_good_served_total{metric="sqs_messages"} 2.0' in scraped
+
+
+FLICKER = [0, 0, 0, 0, 0, 0, 2, 0, 0, 1, 0, 0, 2, 0, 0, 0, 1, 0, 0, 2, 0, 0, 0]
+"""SQS's approximate count of an idle queue right after deletes: +1/+2 spikes, every 10 s."""
+
+
+def test_flickering_counts_are_smoothed_so_no_spike_reaches_the_hpa(
+    server: ServerThread, pki: Pki, redis_server: RedisServer, clock: FakeClock
+) -> None:
+    # GIVEN sqs_smoothed served as the 70 s average of its history (an HPA with target 1 scales up on >= 1)
+    served_values: list[float] = []
+    start = clock.now
+    for step, raw in enumerate(FLICKER):
+        # WHEN the collector writes each flickering count and the HPA asks right after
+        clock.now = start + 10 * step
+        seed(redis_server.url, [Sample.of("sqs_smoothed", {"queue": "orders"}, raw, clock.now)])
+        reply = served(server, pki, "sqs_smoothed")
+        assert reply.status == 200, reply.body
+        (item,) = reply.json()["items"]
+        assert item["window"] == 70
+        served_values.append(float(parse_quantity(item["value"])))
+    # THEN every served value stays below 1 while the raw counts reached 2, and Redis keeps the raw value
+    assert max(served_values) < 1
+    assert max(FLICKER) == 2
+    assert served_values[6] == pytest.approx(2 / 7, abs=0.001)
+    store = Store.connect(ConnectionSettings(redis_server.url))
+    try:
+        assert [s.value for s in store.read_latest("sqs_smoothed")] == [FLICKER[-1]]
+    finally:
+        store.close()
+
+
+def test_keep_alive_holds_a_sparse_queue_at_one_until_its_span_has_passed(
+    server: ServerThread, pki: Pki, redis_server: RedisServer, clock: FakeClock
+) -> None:
+    # GIVEN 3 messages at t0, then empty readings every 30 s (keep-alive 120 s)
+    start = clock.now
+    seen: list[str] = []
+    for step, raw in enumerate([3, 0, 0, 0, 0, 0]):
+        clock.now = start + 30 * step
+        seed(redis_server.url, [Sample.of("sqs_sparse", {"queue": "orders"}, raw, clock.now)])
+        (item,) = served(server, pki, "sqs_sparse").json()["items"]
+        seen.append(item["value"])
+    # THEN 3, then at least 1 while t0 is within the last 120 s (up to 120 s), then the raw 0
+    assert seen == ["3", "1", "1", "1", "1", "0"]

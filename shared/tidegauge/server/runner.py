@@ -39,6 +39,7 @@ from tidegauge.server.listener import Listener, connection_cap
 from tidegauge.server.openapi import OpenApi
 from tidegauge.server.provider import ExternalMetricsProvider
 from tidegauge.server.settings import AuthorizationMode, ConnectionLimits, ServerSettings
+from tidegauge.server.signals import SeriesHistories, SignalsProvider
 from tidegauge.server.telemetry import CONTENT_TYPE, Telemetry
 from tidegauge.server.tls import ServingTls
 
@@ -162,6 +163,13 @@ class Server:
             record_dropped=telemetry.series_dropped.inc,
             newest_timestamps=telemetry.newest_timestamps,
         )
+        signals = SignalsProvider(
+            provider,
+            SeriesHistories(self.store),
+            self.config,
+            interval_seconds=self.config.sampling.interval_seconds,
+            clock=self.clock,
+        )
         self.tls = ServingTls(settings.tls_cert_file, settings.tls_private_key_file, auth_config.all_cas)
         self.authenticator = Authenticator(
             auth_config,
@@ -172,7 +180,7 @@ class Server:
         )
         self.readiness = Readiness()
         self.services = Services(
-            provider=provider,
+            provider=signals,
             authenticator=self.authenticator,
             authorizer=authorizer,
             readiness=self.readiness,

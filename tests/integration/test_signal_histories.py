@@ -1,0 +1,55 @@
+"""Window histories on real Redis: one pipeline per answer, re-read only when a series changes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.support.clock import FakeClock
+from tests.support.server_harness import seed
+from tidegauge.localredis import RedisServer
+from tidegauge.model import Sample
+from tidegauge.redis_connection import ConnectionSettings
+from tidegauge.server.signals import SeriesHistories, history_points
+from tidegauge.server.types import ExternalMetricValue
+from tidegauge.store import AsyncStore
+
+NOW = 1_700_000_000.0
+
+
+def test_histories_are_read_once_per_series_version(redis_server: RedisServer) -> None:
+    # GIVEN two series with three points each
+    samples = [
+        Sample.of("sqs_messages", {"queue": queue}, value, NOW + 15 * step)
+        for step, value in enumerate([1, 2, 3])
+        for queue in ("a", "b")
+    ]
+    seed(redis_server.url, [], flush=True)
+    for sample in samples:
+        seed(redis_server.url, [sample])
+    latest = [ExternalMetricValue("sqs_messages", {"queue": q}, NOW + 30, 3) for q in ("a", "b")]
+
+    async def scenario() -> tuple[list[object], int, int]:
+        store = AsyncStore.connect(ConnectionSettings(redis_server.url), cluster=False)
+        histories = SeriesHistories(store, monotonic=FakeClock())
+        try:
+            # WHEN one answer's histories are asked twice THEN one pipeline, both series' points
+            first = await histories.points("sqs_messages", latest, 10)
+            await histories.points("sqs_messages", latest, 10)
+            once = histories.reads
+            # WHEN a series has a newer value THEN it is read again
+            newer = [*latest[:1], ExternalMetricValue("sqs_messages", {"queue": "b"}, NOW + 45, 4)]
+            await histories.points("sqs_messages", newer, 10)
+            return list(first), once, histories.reads
+        finally:
+            await store.close()
+
+    first, once, after = asyncio.run(scenario())
+
+    expected = ((NOW, 1.0), (NOW + 15, 2.0), (NOW + 30, 3.0))
+    assert first == [expected, expected]
+    assert (once, after) == (1, 2)
+
+
+def test_points_read_cover_the_span_at_the_collectors_interval() -> None:
+    assert history_points(60, 15) == 16
+    assert history_points(86_400, 1) == 1440
