@@ -591,6 +591,7 @@ def example_hpas() -> Iterator[tuple[str, dict[str, Any]]]:
     [
         ("hpa-sqs-backlog.yaml", "sqs_messages", "AverageValue", {"queue": "orders"}),
         ("hpa-aurora-cpu.yaml", "aurora_cpu_percent", "Value", {"cluster": "prod"}),
+        ("hpa-sqs-smoothed.yaml", "sqs_messages", "AverageValue", {"queue": "orders", "state": "visible"}),
     ],
 )
 def test_example_hpa_scales_on_an_external_metric(
@@ -605,6 +606,15 @@ def test_example_hpa_scales_on_an_external_metric(
     target = spec["external"]["target"]
     assert target["type"] == target_type
     assert set(target) == {"type", {"AverageValue": "averageValue", "Value": "value"}[target_type]}
+
+
+def test_example_hpa_of_a_derived_metric_sends_no_selector() -> None:
+    # A derived metric is one item without labels (docs/signals.md): a selector would match nothing.
+    hpa = dict(example_hpas())["hpa-derived-pressure.yaml"]
+    validate(hpa)
+    (spec,) = hpa["spec"]["metrics"]
+    assert spec["external"]["metric"] == {"name": "orders_pressure"}
+    assert spec["external"]["target"] == {"type": "Value", "value": "1"}
 
 
 # --- the overlays the docs tell users to write --------------------------------------------------------

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.test_server_kubectl import KUBECTL, write_kubeconfig
 from tests.support.clock import FakeClock
 from tests.support.server_harness import (
     Pki,
@@ -34,6 +37,17 @@ sources:
   - {name: orders, type: sqs, region: eu-west-1, queues: {names: [orders]}}
   - {name: smooth, type: sqs, region: eu-west-1, queues: {names: [orders]}, metric: sqs_smoothed}
   - {name: sparse, type: sqs, region: eu-west-1, queues: {names: [orders]}, metric: sqs_sparse}
+  - {name: sent, type: sqs, region: eu-west-1, queues: {names: [orders]}, metric: sent_total}
+  - name: db
+    type: cloudwatch
+    region: eu-west-1
+    queries:
+      - {preset: aurora_cpu, identifier: orders-db, max_age_seconds: 240}
+derived:
+  orders_pressure: 'max(sqs_messages{queue="orders"} / 100, aurora_cpu_percent{cluster="orders-db"} / 70)'
+  orders_in_a_minute:
+    expression: 'project(sqs_messages{queue="orders"}[60s], 60s)'
+  orders_sent_per_second: 'rate(sent_total{queue="orders"}[60s])'
 metrics:
   sqs_messages:
     max_age_seconds: 60
@@ -138,3 +152,54 @@ def test_keep_alive_holds_a_sparse_queue_at_one_until_its_span_has_passed(
         seen.append(item["value"])
     # THEN 3, then at least 1 while t0 is within the last 120 s (up to 120 s), then the raw 0
     assert seen == ["3", "1", "1", "1", "1", "0"]
+
+
+def test_derived_metrics_are_served_from_fresh_inputs_and_go_stale_with_any_input(
+    server: ServerThread, pki: Pki, redis_server: RedisServer, clock: FakeClock
+) -> None:
+    # GIVEN a backlog growing 2 msg/s to 190, the database at 56 % CPU, a counter reset once
+    now = clock.now
+    for step, (backlog, sent) in enumerate([(100, 0), (130, 60), (160, 10), (190, 70)]):
+        at = now - 45 + 15 * step
+        seed(
+            redis_server.url,
+            [
+                Sample.of("sqs_messages", {"queue": "orders", "state": "visible"}, backlog, at),
+                Sample.of("sent_total", {"queue": "orders"}, sent, at),
+            ],
+        )
+    seed(redis_server.url, [Sample.of("aurora_cpu_percent", {"cluster": "orders-db"}, 56, now - 30)])
+    # WHEN kubectl asks for the pressure THEN max(190 / 100, 56 / 70) = 1.9, no labels, the oldest time
+    assert KUBECTL is not None
+    raw = subprocess.run(
+        [
+            KUBECTL,
+            "--kubeconfig",
+            write_kubeconfig(pki, server.port),
+            "get",
+            "--raw",
+            f"{EXTERNAL}/orders_pressure",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    (item,) = json.loads(raw.stdout)["items"]
+    assert (item["metricName"], item["metricLabels"], item["value"]) == ("orders_pressure", {}, "1900m")
+    assert item["timestamp"] == format_timestamp(now - 30)
+    # THEN the projection is 190 + 2 msg/s * 60 s, and the rate counts the reset from zero: 130 / 45 s
+    (projected,) = served(server, pki, "orders_in_a_minute").json()["items"]
+    assert projected["value"] == "310"
+    (sent,) = served(server, pki, "orders_sent_per_second").json()["items"]
+    assert float(parse_quantity(sent["value"])) == pytest.approx(130 / 45, abs=0.001)
+    # WHEN the database metric goes stale (the queue stays fresh) THEN the pressure is a 404 naming it
+    clock.now = now + 220
+    seed(
+        redis_server.url, [Sample.of("sqs_messages", {"queue": "orders", "state": "visible"}, 200, clock.now)]
+    )
+    reply = served(server, pki, "orders_pressure")
+    assert reply.status == 404
+    assert 'aurora_cpu_percent{cluster="orders-db"} has no fresh series' in reply.json()["message"]
+    # WHEN a selector is sent for a derived metric (it has no labels) THEN 404, not a wrong value
+    assert served(server, pki, "orders_in_a_minute?labelSelector=queue%3Dorders").status == 404

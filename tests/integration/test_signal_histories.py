@@ -9,7 +9,7 @@ from tests.support.server_harness import seed
 from tidegauge.localredis import RedisServer
 from tidegauge.model import Sample
 from tidegauge.redis_connection import ConnectionSettings
-from tidegauge.server.signals import SeriesHistories, history_points
+from tidegauge.server.histories import SeriesHistories, history_points
 from tidegauge.server.types import ExternalMetricValue
 from tidegauge.store import AsyncStore
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests.unit.test_config import document, errors_of, only_error
 from tidegauge.config import Config, Fallback
-from tidegauge.config.model import LastKnownGood, Window
+from tidegauge.config.model import DerivedMetric, LastKnownGood, Window
 
 
 def policy_of(entry: dict[str, Any]) -> Any:
@@ -91,3 +91,48 @@ def test_keep_alive_must_be_positive() -> None:
     error = errors_of(document(metrics={"sqs_messages": {"keep_alive_seconds": -1}}))
 
     assert error.field == "metrics.sqs_messages.keep_alive_seconds"
+
+
+PRESSURE = 'max(sqs_messages{queue="orders"} / 100, aurora_cpu_percent{cluster="prod"} / 70)'
+
+
+def test_derived_metrics_are_metric_names_and_may_be_exposed() -> None:
+    data = document(
+        derived={
+            "orders_pressure": PRESSURE,
+            "depth": {"expression": "sum(sqs_messages)", "unit": "messages"},
+        },
+        exposure=[{"namespaces": ["shop"], "metrics": ["orders_pressure"]}],
+    )
+
+    config = Config.from_mapping(data)
+
+    assert config.metric_names() == ("aurora_cpu_percent", "depth", "orders_pressure", "sqs_messages")
+    assert config.derived["depth"] == DerivedMetric(expression="sum(sqs_messages)", unit="messages")
+    assert config.exposure_for("shop", "orders_pressure").allowed
+
+
+def test_derived_expression_errors_give_the_column_and_what_was_expected() -> None:
+    error = only_error(document(derived={"orders_pressure": "max(sqs_messages / 100"}))
+
+    assert error.field == "derived.orders_pressure.expression"
+    assert error.problem.startswith("at column 23: expected ')' closing max(, found the end")
+    assert "docs/signals.md" in error.fix
+
+
+@pytest.mark.parametrize(
+    ("derived", "field", "words"),
+    [
+        ({"p": "sqs_mesages / 100"}, "derived.p.expression", "did you mean 'sqs_messages'?"),
+        ({"p": "sqs_messages", "q": "p * 2"}, "derived.q.expression", "reads the derived metric 'p'"),
+        ({"sqs_messages": "aurora_cpu_percent"}, "derived.sqs_messages", "a source already produces"),
+        ({"Bad-Name": "sqs_messages"}, "derived.Bad-Name", "not a valid metric name"),
+        ({"p": {"expresion": "sqs_messages"}}, "derived.p.expresion", "did you mean 'expression'?"),
+        ({"p": '__import__("os")'}, "derived.p.expression", "unknown function '__import__'"),
+    ],
+)
+def test_bad_derived_metric_names_the_field(derived: dict[str, Any], field: str, words: str) -> None:
+    error = errors_of(document(derived=derived))
+
+    assert error.field == field
+    assert words in error.problem

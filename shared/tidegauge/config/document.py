@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from tidegauge import environment, names
 from tidegauge.config.checks import check_metric_collisions, check_query_ages
+from tidegauge.config.derived import parse_derived
 from tidegauge.config.errors import DOCUMENT, ConfigError, ConfigIssue, Issues
 from tidegauge.config.messages import describe
 from tidegauge.config.model import (
@@ -70,7 +71,8 @@ def build_config(data: Any, origin: str, url_override: tuple[str, str] | None) -
     entries = parse_metric_entries(root, produced)
     check_metric_collisions(issues, placed_sources)
     check_query_ages(issues, placed_sources, entries, defaults)
-    exposure = parse_exposure(root, produced)
+    derived = parse_derived(root, produced)
+    exposure = parse_exposure(root, produced | set(derived))
     if issues.items:
         raise ConfigError(issues.items, origin)
     metrics = {
@@ -97,6 +99,7 @@ def build_config(data: Any, origin: str, url_override: tuple[str, str] | None) -
         sources=sources,
         metrics=MappingProxyType(metrics),
         exposure=exposure,
+        derived=MappingProxyType(derived),
     )
 
 

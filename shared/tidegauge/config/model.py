@@ -177,6 +177,15 @@ class MetricPolicy:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DerivedMetric:
+    """A metric the server computes at serve time from other metrics' fresh series (docs/signals.md)."""
+
+    expression: str
+    unit: str | None = None
+    description: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class ExposureRule:
     """Namespaces (globs) that may read metrics (globs), optionally only the series a selector matches."""
 
@@ -218,6 +227,7 @@ class Config:
     sources: tuple[Source, ...] = ()
     metrics: Mapping[str, MetricPolicy] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     exposure: tuple[ExposureRule, ...] | None = None
+    derived: Mapping[str, DerivedMetric] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], origin: str = "<mapping>") -> Config:
@@ -235,8 +245,8 @@ class Config:
         raise KeyError(f"no source named {name!r}; known sources: {known}")
 
     def metric_names(self) -> tuple[str, ...]:
-        """Every metric some source produces, sorted."""
-        return tuple(sorted({metric for metric, _ in producers(self.sources)}))
+        """Every metric some source produces, and every derived metric, sorted."""
+        return tuple(sorted({metric for metric, _ in producers(self.sources)} | set(self.derived)))
 
     def metric_policy(self, metric: str) -> MetricPolicy:
         """The serving policy of ``metric``: its ``metrics:`` entry, else its producers' or the default age.

@@ -14,6 +14,7 @@ from typing import Any, Final, NamedTuple
 from tidegauge.config.model import (
     Config,
     Defaults,
+    DerivedMetric,
     ExposureRule,
     Fallback,
     MetricPolicy,
@@ -37,6 +38,7 @@ METRIC_POLICY_KEYS: Final = tuple(key for key in keys_of(MetricPolicy) if key !=
 FALLBACK_MODES: Final = ("value", "last_known_good")
 FALLBACK_KEYS: Final = ("mode", *keys_of(Fallback), "max_age_seconds")
 WINDOW_KEYS: Final = keys_of(Window)
+DERIVED_KEYS: Final = keys_of(DerivedMetric)
 EXPOSURE_KEYS: Final = keys_of(ExposureRule)
 STAT_KEYS: Final = keys_of(MetricStatSpec)
 

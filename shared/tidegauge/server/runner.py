@@ -34,12 +34,13 @@ from tidegauge.server.authz import AlwaysAllowAuthenticated, Authorizer, Webhook
 from tidegauge.server.backend import RedisBackend, RedisUrlFile, ServerStore, connect_when_answering
 from tidegauge.server.discovery import EXTERNAL_METRICS, Discovery
 from tidegauge.server.health import Readiness, RedisHealth
+from tidegauge.server.histories import SeriesHistories
 from tidegauge.server.kube import KubeClient, KubeConnection, from_kubeconfig, in_cluster
 from tidegauge.server.listener import Listener, connection_cap
 from tidegauge.server.openapi import OpenApi
 from tidegauge.server.provider import ExternalMetricsProvider
 from tidegauge.server.settings import AuthorizationMode, ConnectionLimits, ServerSettings
-from tidegauge.server.signals import SeriesHistories, SignalsProvider
+from tidegauge.server.signals import SignalsProvider
 from tidegauge.server.telemetry import CONTENT_TYPE, Telemetry
 from tidegauge.server.tls import ServingTls
 

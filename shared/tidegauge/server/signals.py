@@ -12,105 +12,35 @@ until the series' latest timestamp changes or ``history_cache_seconds`` pass.
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from tidegauge.config import MetricPolicy
-from tidegauge.model import HistoryPoint, SeriesKey
-from tidegauge.selectors import Selector
+from tidegauge.config import ExposureDecision, MetricPolicy
+from tidegauge.config.model import DerivedMetric
+from tidegauge.model import SeriesKey
+from tidegauge.selectors import Selector, parse_selector
+from tidegauge.server.derived import DerivedEvaluator
+from tidegauge.server.histories import HISTORY_CACHE_SERIES, SeriesHistories, history_points
+from tidegauge.server.provider import MetricNotFound
 from tidegauge.server.types import ExternalMetrics, ExternalMetricValue
-from tidegauge.server.windows import Point, in_window, kept_alive, window_value
+from tidegauge.server.windows import in_window, kept_alive, window_value
 
 logger = logging.getLogger(__name__)
-
-MAX_HISTORY_POINTS = 1440
-"""The most points one series' window reads (the store keeps ``redis.history_length``, 1440 by default)."""
-HISTORY_CACHE_SECONDS = 15.0
-HISTORY_CACHE_SERIES = 100_000
-
-
-class HistoryReader(Protocol):
-    """The part of :class:`tidegauge.server.backend.RedisBackend` that reads history streams."""
-
-    async def read_histories(self, keys: Sequence[SeriesKey], *, count: int) -> list[list[HistoryPoint]]: ...
 
 
 class SignalPolicies(Protocol):
     """The part of :class:`tidegauge.config.Config` this layer reads."""
 
+    @property
+    def derived(self) -> Mapping[str, DerivedMetric]: ...
     def metric_policy(self, metric: str) -> MetricPolicy: ...
-
-
-def history_points(seconds: float, interval_seconds: float) -> int:
-    """Points to read for a span of ``seconds`` when collectors write every ``interval_seconds``:
-    twice the expected count (runs may overlap or retry) plus a margin, at most MAX_HISTORY_POINTS."""
-    return min(MAX_HISTORY_POINTS, 2 * math.ceil(seconds / interval_seconds) + 8)
-
-
-@dataclass(frozen=True, slots=True)
-class _History:
-    version: float
-    count: int
-    read_at: float
-    points: tuple[Point, ...]
-
-
-class SeriesHistories:
-    """History points of the series of one answer, read together, cached per series and version."""
-
-    def __init__(
-        self,
-        reader: HistoryReader,
-        *,
-        cache_seconds: float = HISTORY_CACHE_SECONDS,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._reader = reader
-        self._cache_seconds = cache_seconds
-        self._monotonic = monotonic
-        self._cache: dict[SeriesKey, _History] = {}
-        self.reads = 0
-        """Pipelines sent (one per answer that had any series not cached): for tests and benchmarks."""
-
-    async def points(
-        self, metric: str, values: Sequence[ExternalMetricValue], count: int
-    ) -> list[tuple[Point, ...]]:
-        """Each value's series history, oldest first, ending with the value itself (the authority)."""
-        keys = [SeriesKey.of(metric, value.labels) for value in values]
-        now = self._monotonic()
-        known: list[_History | None] = []
-        missing: list[int] = []
-        for index, (key, value) in enumerate(zip(keys, values, strict=True)):
-            cached = self._cache.get(key)
-            if (
-                cached is None
-                or cached.version != value.timestamp
-                or cached.count < count
-                or now - cached.read_at >= self._cache_seconds
-            ):
-                cached = None
-                missing.append(index)
-            known.append(cached)
-        if missing:
-            self.reads += 1
-            read = await self._reader.read_histories([keys[index] for index in missing], count=count)
-            if len(self._cache) + len(missing) > HISTORY_CACHE_SERIES:
-                self._cache.clear()
-            for index, points in zip(missing, read, strict=True):
-                value = values[index]
-                older = [(p.timestamp, p.value) for p in points if p.timestamp < value.timestamp]
-                merged = (*older, (value.timestamp, value.value))
-                entry = _History(value.timestamp, count, now, merged)
-                self._cache[keys[index]] = entry
-                known[index] = entry
-        return [entry.points if entry is not None else () for entry in known]
+    def exposure_for(self, namespace: str, metric: str) -> ExposureDecision: ...
 
 
 class SignalsProvider:
-    """The provider's interface with windows and keep-alive applied to the metrics configured for them."""
+    """The provider's interface with windows and keep-alive applied to the metrics configured for them,
+    and the derived metrics of the config evaluated (:mod:`.derived`)."""
 
     def __init__(
         self,
@@ -127,11 +57,27 @@ class SignalsProvider:
         self._interval = interval_seconds
         self._clock = clock
         self._rendered: dict[tuple[str, SeriesKey], ExternalMetricValue] = {}
+        self._derived = DerivedEvaluator(
+            self._collected,
+            inner.get_external_metric,
+            histories,
+            policies,
+            interval_seconds=interval_seconds,
+            clock=clock,
+        )
 
     async def get_external_metric(
         self, namespace: str, selector: Selector, name: str
     ) -> list[ExternalMetricValue]:
-        """As the provider's, with each value smoothed when ``name`` has a window or keep-alive."""
+        """As the provider's, with each value smoothed when ``name`` has a window or keep-alive; a
+        derived metric's one value when ``name`` is derived."""
+        derived = self._policies.derived.get(name)
+        if derived is None:
+            return await self._collected(namespace, selector, name)
+        _check_visible(self._policies.exposure_for(namespace, name), selector, name)
+        return [await self._derived.value(namespace, name, derived.expression)]
+
+    async def _collected(self, namespace: str, selector: Selector, name: str) -> list[ExternalMetricValue]:
         values = await self._inner.get_external_metric(namespace, selector, name)
         policy = self._policies.metric_policy(name)
         if not values or (policy.window is None and policy.keep_alive_seconds is None):
@@ -176,3 +122,16 @@ class SignalsProvider:
             self._rendered.clear()
         self._rendered[key] = rendered
         return rendered
+
+
+def _check_visible(exposure: ExposureDecision, selector: Selector, name: str) -> None:
+    """A derived metric (one item, no labels) is answered only when exposed and selected, as a series."""
+    if not exposure.allowed or (
+        exposure.selectors and not any(parse_selector(text).matches({}) for text in exposure.selectors)
+    ):
+        raise MetricNotFound(f"external metric {name!r} not found")
+    if not selector.matches({}):
+        raise MetricNotFound(
+            f"external metric {name!r} has no series matching the selector {str(selector)!r} "
+            "(a derived metric has no labels: select nothing)"
+        )
