@@ -437,20 +437,31 @@ class AsyncStore:
             raw: dict[str, str] = await self.client.hgetall(COLLECTORS_KEY)
         return {source: decode_status(value) for source, value in sorted(raw.items())}
 
-    async def read_histories(self, keys: Sequence[SeriesKey], *, count: int) -> list[list[HistoryPoint]]:
-        """Up to ``count`` newest history points of each series, oldest first, in one pipeline."""
+    async def read_histories(
+        self, keys: Sequence[SeriesKey], *, count: int, after: Sequence[str | None] | None = None
+    ) -> list[tuple[str | None, list[HistoryPoint]]]:
+        """Up to ``count`` newest history points of each series, oldest first, in one pipeline, with the
+        newest entry id read; with ``after[i]`` (an id), only entries newer than it (Redis >= 6.2)."""
         if not keys:
             return []
+        since = list(after) if after is not None else [None] * len(keys)
         with translate_errors(f"read history of {keys[0].metric}"):
             pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.xrevrange(history_key(key.metric, key.series_id), count=count)
+            for key, last in zip(keys, since, strict=True):
+                stream = history_key(key.metric, key.series_id)
+                if last is None:
+                    pipe.xrevrange(stream, count=count)
+                else:
+                    pipe.xrevrange(stream, min=f"({last}", count=count)
             replies = await pipe.execute()
-        return [_history_points(entries) for entries in replies]
+        return [
+            (entries[0][0] if entries else last, _history_points(entries))
+            for entries, last in zip(replies, since, strict=True)
+        ]
 
 
 def _history_points(entries: Sequence[tuple[str, Mapping[str, str]]]) -> list[HistoryPoint]:
-    """XREVRANGE entries as points, oldest first; an entry with a bad number is left out."""
+    """XREVRANGE entries (newest first) as points, oldest first; an entry with a bad number is left out."""
     points: list[HistoryPoint] = []
     for _id, row in reversed(entries):
         try:

@@ -37,6 +37,7 @@ sources:
   - {name: orders, type: sqs, region: eu-west-1, queues: {names: [orders]}}
   - {name: smooth, type: sqs, region: eu-west-1, queues: {names: [orders]}, metric: sqs_smoothed}
   - {name: sparse, type: sqs, region: eu-west-1, queues: {names: [orders]}, metric: sqs_sparse}
+  - {name: peak, type: sqs, region: eu-west-1, queues: {names: [orders]}, metric: sqs_peak}
   - {name: sent, type: sqs, region: eu-west-1, queues: {names: [orders]}, metric: sent_total}
   - name: db
     type: cloudwatch
@@ -58,6 +59,9 @@ metrics:
   sqs_sparse:
     max_age_seconds: 60
     keep_alive_seconds: 120
+  sqs_peak:
+    max_age_seconds: 60
+    window: {seconds: 30, function: max}
 """
 
 
@@ -152,6 +156,24 @@ def test_keep_alive_holds_a_sparse_queue_at_one_until_its_span_has_passed(
         seen.append(item["value"])
     # THEN 3, then at least 1 while t0 is within the last 120 s (up to 120 s), then the raw 0
     assert seen == ["3", "1", "1", "1", "1", "0"]
+
+
+def test_a_peak_leaves_the_window_on_time_without_a_new_sample(
+    server: ServerThread, pki: Pki, redis_server: RedisServer, clock: FakeClock
+) -> None:
+    # GIVEN a peak of 5 and then 0, ten seconds later, served as the max of the last 30 s
+    start = clock.now
+    seed(redis_server.url, [Sample.of("sqs_peak", {"queue": "orders"}, 5, start)])
+    clock.now = start + 10
+    seed(redis_server.url, [Sample.of("sqs_peak", {"queue": "orders"}, 0, clock.now)])
+    values = []
+    # WHEN asked at 10 s, 30 s (the peak is exactly 30 s old) and 31 s, with no new sample
+    for elapsed in (10, 30, 31):
+        clock.now = start + elapsed
+        (item,) = served(server, pki, "sqs_peak").json()["items"]
+        values.append(item["value"])
+    # THEN the peak holds for its 30 s and then leaves, though the latest value never changed
+    assert values == ["5", "5", "0"]
 
 
 def test_derived_metrics_are_served_from_fresh_inputs_and_go_stale_with_any_input(

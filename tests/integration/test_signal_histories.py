@@ -28,7 +28,7 @@ def test_histories_are_read_once_per_series_version(redis_server: RedisServer) -
         seed(redis_server.url, [sample])
     latest = [ExternalMetricValue("sqs_messages", {"queue": q}, NOW + 30, 3) for q in ("a", "b")]
 
-    async def scenario() -> tuple[list[object], int, int]:
+    async def scenario() -> tuple[list[object], int, list[object], int]:
         store = AsyncStore.connect(ConnectionSettings(redis_server.url), cluster=False)
         histories = SeriesHistories(store, monotonic=FakeClock())
         try:
@@ -36,17 +36,20 @@ def test_histories_are_read_once_per_series_version(redis_server: RedisServer) -
             first = await histories.points("sqs_messages", latest, 10)
             await histories.points("sqs_messages", latest, 10)
             once = histories.reads
-            # WHEN a series has a newer value THEN it is read again
+            # WHEN series b gets a newer value THEN it is read again (only what is new), and a is not
+            seed(redis_server.url, [Sample.of("sqs_messages", {"queue": "b"}, 4, NOW + 45)])
             newer = [*latest[:1], ExternalMetricValue("sqs_messages", {"queue": "b"}, NOW + 45, 4)]
-            await histories.points("sqs_messages", newer, 10)
-            return list(first), once, histories.reads
+            second = await histories.points("sqs_messages", newer, 3)
+            return list(first), once, list(second), histories.reads
         finally:
             await store.close()
 
-    first, once, after = asyncio.run(scenario())
+    first, once, second, after = asyncio.run(scenario())
 
     expected = ((NOW, 1.0), (NOW + 15, 2.0), (NOW + 30, 3.0))
     assert first == [expected, expected]
+    # THEN b holds its 3 newest points, the last being the new one; a is unchanged
+    assert second == [expected, ((NOW + 15, 2.0), (NOW + 30, 3.0), (NOW + 45, 4.0))]
     assert (once, after) == (1, 2)
 
 

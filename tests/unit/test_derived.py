@@ -38,7 +38,9 @@ SERIES: dict[str, list[tuple[dict[str, str], float, float]]] = {
 
 
 class NoHistories:
-    async def read_histories(self, keys: Sequence[SeriesKey], *, count: int) -> list[list[HistoryPoint]]:
+    async def read_histories(
+        self, keys: Sequence[SeriesKey], *, count: int, after: Sequence[str | None] | None = None
+    ) -> list[tuple[str | None, list[HistoryPoint]]]:
         raise AssertionError("arithmetic never reads histories")
 
 

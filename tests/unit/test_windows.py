@@ -109,3 +109,19 @@ def test_keep_alive_reads_at_least_one_exactly_when_a_point_is_non_zero(
     result = windows.kept_alive(value, points)
 
     assert result == (max(value, 1.0) if any(v != 0 for _, v in points) else value)
+
+
+@given(histories(), st.integers(0, 4000), st.integers(1, 3600), st.floats(0, 1))
+def test_a_window_holds_the_same_points_until_its_expiry(
+    points: list[Point], offset: int, seconds: int, fraction: float
+) -> None:
+    # GIVEN any history, a moment around it and a window WHEN a later moment is before the expiry
+    now = points[0][0] - 100 + offset
+    until = windows.expiry(points, now, seconds)
+    later = now + fraction * (min(until, now + 10_000) - now)
+    # THEN the window then holds the same points (so a cached answer stays right until the expiry)
+    if later < until:
+        assert windows.in_window(points, later, seconds) == windows.in_window(points, now, seconds)
+    # AND just after the expiry it does not
+    if until < now + 10_000:
+        assert windows.in_window(points, until + 0.5, seconds) != windows.in_window(points, now, seconds)

@@ -39,7 +39,9 @@ class ServerStore(Protocol):
 class HistoryStore(Protocol):
     """A store that also reads history streams (:class:`AsyncStore` does; test wrappers may not)."""
 
-    async def read_histories(self, keys: Sequence[SeriesKey], *, count: int) -> list[list[HistoryPoint]]: ...
+    async def read_histories(
+        self, keys: Sequence[SeriesKey], *, count: int, after: Sequence[str | None] | None = None
+    ) -> list[tuple[str | None, list[HistoryPoint]]]: ...
 
 
 async def connect_when_answering(
@@ -138,13 +140,15 @@ class RedisBackend:
     async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
         return await self._call(lambda store: store.read_latest(metric, selector))
 
-    async def read_histories(self, keys: Sequence[SeriesKey], *, count: int) -> list[list[HistoryPoint]]:
-        """Each series' newest ``count`` history points; a store without histories has none to give."""
+    async def read_histories(
+        self, keys: Sequence[SeriesKey], *, count: int, after: Sequence[str | None] | None = None
+    ) -> list[tuple[str | None, list[HistoryPoint]]]:
+        """As :meth:`AsyncStore.read_histories`; a store without histories has none to give."""
 
-        async def read(store: ServerStore) -> list[list[HistoryPoint]]:
+        async def read(store: ServerStore) -> list[tuple[str | None, list[HistoryPoint]]]:
             if isinstance(store, HistoryStore):
-                return await store.read_histories(keys, count=count)
-            return [[] for _ in keys]
+                return await store.read_histories(keys, count=count, after=after)
+            return [(None, []) for _ in keys]
 
         return await self._call(read)
 

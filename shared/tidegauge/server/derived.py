@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from tidegauge.config import MetricPolicy
+from tidegauge.config import Labels, MetricPolicy
 from tidegauge.expressions import (
     Binary,
     Call,
@@ -37,10 +37,10 @@ from tidegauge.expressions import (
 )
 from tidegauge.quantity import QuantityError
 from tidegauge.selectors import Operator, Requirement, Selector
-from tidegauge.server.histories import SeriesHistories, history_points
+from tidegauge.server.histories import HISTORY_CACHE_SERIES, SeriesHistories, history_points
 from tidegauge.server.provider import MetricNotFound
 from tidegauge.server.types import ExternalMetricValue
-from tidegauge.server.windows import in_window, project, rate
+from tidegauge.server.windows import Point, expiry, in_window, project, rate
 
 Read = Callable[[str, Selector, str], Awaitable[list[ExternalMetricValue]]]
 """``(namespace, selector, metric)`` -> fresh values, as ``get_external_metric``."""
@@ -111,6 +111,8 @@ class DerivedEvaluator:
         self._policies = policies
         self._interval = interval_seconds
         self._clock = clock
+        self._results: dict[tuple[str, str, Labels], tuple[tuple[float, float], float, float]] = {}
+        """Per (function, metric, series): (its latest timestamp and value, valid until, result)."""
 
     async def value(self, namespace: str, name: str, expression: str) -> ExternalMetricValue:
         """The derived metric ``name`` as one unlabelled item, timestamped with its oldest input."""
@@ -156,34 +158,58 @@ class DerivedEvaluator:
         assert isinstance(series, SeriesSelector)
         if node.function == "rate":
             assert series.range_seconds is not None
-            return await self._over_history(series, series.range_seconds, rate, context)
+            seconds = series.range_seconds
+            return await self._over_history(series, seconds, rate, f"rate {seconds:g}", context)
         horizon = node.arguments[1]
         assert isinstance(horizon, Duration)
         window = series.range_seconds if series.range_seconds is not None else horizon.seconds
         return await self._over_history(
-            series, window, lambda points: project(points, horizon.seconds), context
+            series,
+            window,
+            lambda points: project(points, horizon.seconds),
+            f"project {window:g} {horizon.seconds:g}",
+            context,
         )
 
     async def _over_history(
         self,
         node: SeriesSelector,
         seconds: float,
-        function: Callable[[list[tuple[float, float]]], float | None],
+        function: Callable[[list[Point]], float | None],
+        tag: str,
         context: _Context,
     ) -> list[_Item]:
+        """``function`` of each selected series' points of the last ``seconds``; a series' result is
+        reused while its latest value is unchanged and its window holds the same points."""
         values = await self._read(self._raw, node, context)
-        count = history_points(seconds, self._interval)
-        histories = await self._histories.points(node.metric, values, count)
-        items: list[_Item] = []
-        for value, points in zip(values, histories, strict=True):
-            result = function(in_window(points, context.now, seconds))
-            if result is None:
-                raise DerivedStale(
-                    f"derived metric {context.name!r} is stale: {_describe(node)} has fewer than two "
-                    f"points in its last {seconds:g} s"
-                )
-            items.append(_Item(result, value.timestamp))
-        return items
+        items: list[_Item | None] = []
+        pending: list[tuple[int, tuple[str, str, Labels]]] = []
+        for index, value in enumerate(values):
+            key = (tag, node.metric, tuple(sorted(value.labels.items())))
+            known = self._results.get(key)
+            if known is not None and known[0] == (value.timestamp, value.value) and context.now < known[1]:
+                items.append(_Item(known[2], value.timestamp))
+            else:
+                items.append(None)
+                pending.append((index, key))
+        if pending:
+            count = history_points(seconds, self._interval)
+            missing = [values[index] for index, _ in pending]
+            histories = await self._histories.points(node.metric, missing, count)
+            if len(self._results) + len(pending) > HISTORY_CACHE_SERIES:
+                self._results.clear()
+            for (index, key), points in zip(pending, histories, strict=True):
+                result = function(in_window(points, context.now, seconds))
+                if result is None:
+                    raise DerivedStale(
+                        f"derived metric {context.name!r} is stale: {_describe(node)} has fewer than two "
+                        f"points in its last {seconds:g} s"
+                    )
+                value = values[index]
+                until = expiry(points, context.now, seconds)
+                self._results[key] = ((value.timestamp, value.value), until, result)
+                items[index] = _Item(result, value.timestamp)
+        return [item for item in items if item is not None]
 
     async def _read(self, read: Read, node: SeriesSelector, context: _Context) -> list[ExternalMetricValue]:
         try:

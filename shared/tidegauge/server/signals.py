@@ -12,19 +12,20 @@ until the series' latest timestamp changes or ``history_cache_seconds`` pass.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
-from tidegauge.config import ExposureDecision, MetricPolicy
-from tidegauge.config.model import DerivedMetric
-from tidegauge.model import SeriesKey
+from tidegauge.config import ExposureDecision, Labels, MetricPolicy
+from tidegauge.config.model import DerivedMetric, Window
 from tidegauge.selectors import Selector, parse_selector
 from tidegauge.server.derived import DerivedEvaluator
 from tidegauge.server.histories import HISTORY_CACHE_SERIES, SeriesHistories, history_points
 from tidegauge.server.provider import MetricNotFound
 from tidegauge.server.types import ExternalMetrics, ExternalMetricValue
-from tidegauge.server.windows import in_window, kept_alive, window_value
+from tidegauge.server.windows import Point, expiry, in_window, kept_alive, window_value
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class SignalsProvider:
         self._policies = policies
         self._interval = interval_seconds
         self._clock = clock
-        self._rendered: dict[tuple[str, SeriesKey], ExternalMetricValue] = {}
+        self._served: dict[tuple[str, Labels], _Served] = {}
         self._derived = DerivedEvaluator(
             self._collected,
             inner.get_external_metric,
@@ -87,41 +88,62 @@ class SignalsProvider:
     async def _smoothed(
         self, name: str, policy: MetricPolicy, values: list[ExternalMetricValue]
     ) -> list[ExternalMetricValue]:
+        """Each value through the window and keep-alive; a series' last answer is reused while its
+        value is unchanged and no point has left (or entered) its window since."""
         window, keep_alive = policy.window, policy.keep_alive_seconds
-        span = max(window.seconds if window is not None else 0.0, keep_alive or 0.0)
-        histories = await self._histories.points(name, values, history_points(span, self._interval))
         now = self._clock()
-        smoothed: list[ExternalMetricValue] = []
-        for value, points in zip(values, histories, strict=True):
-            served = value.value
-            window_seconds = value.window_seconds
-            if window is not None:
-                recent = in_window(points, now, window.seconds) or [points[-1]]
-                served = window_value(window.function, recent, window.seconds)
-                window_seconds = max(1, round(window.seconds))
-            if keep_alive is not None:
-                served = kept_alive(served, in_window(points, now, keep_alive))
-            smoothed.append(self._render(name, value, served, window_seconds))
-        return smoothed
+        served: list[ExternalMetricValue | None] = []
+        pending: list[tuple[int, tuple[str, Labels]]] = []
+        for index, value in enumerate(values):
+            key = (name, tuple(sorted(value.labels.items())))
+            known = self._served.get(key)
+            if known is not None and known.version == (value.timestamp, value.value) and now < known.until:
+                served.append(known.value)
+            else:
+                served.append(None)
+                pending.append((index, key))
+        if pending:
+            span = max(window.seconds if window is not None else 0.0, keep_alive or 0.0)
+            histories = await self._histories.points(
+                name, [values[index] for index, _ in pending], history_points(span, self._interval)
+            )
+            if len(self._served) + len(pending) > HISTORY_CACHE_SERIES:
+                self._served.clear()
+            for (index, key), points in zip(pending, histories, strict=True):
+                entry = _smooth(name, values[index], points, now, window, keep_alive)
+                self._served[key] = entry
+                served[index] = entry.value
+        return [value for value in served if value is not None]
 
-    def _render(
-        self, name: str, raw: ExternalMetricValue, value: float, window_seconds: int
-    ) -> ExternalMetricValue:
-        """The served value, reusing the last rendering of its series when nothing about it changed."""
-        key = (name, SeriesKey.of(name, raw.labels))
-        known = self._rendered.get(key)
-        if (
-            known is not None
-            and known.value == value
-            and known.timestamp == raw.timestamp
-            and known.window_seconds == window_seconds
-        ):
-            return known
-        rendered = ExternalMetricValue(name, raw.labels, raw.timestamp, value, window_seconds)
-        if len(self._rendered) >= HISTORY_CACHE_SERIES:
-            self._rendered.clear()
-        self._rendered[key] = rendered
-        return rendered
+
+@dataclass(frozen=True, slots=True)
+class _Served:
+    version: tuple[float, float]
+    """The raw value's timestamp and value it was computed for."""
+    until: float
+    """Source time up to which the same window holds the same points."""
+    value: ExternalMetricValue
+
+
+def _smooth(
+    name: str,
+    raw: ExternalMetricValue,
+    points: tuple[Point, ...],
+    now: float,
+    window: Window | None,
+    keep_alive: float | None,
+) -> _Served:
+    value, window_seconds, until = raw.value, raw.window_seconds, math.inf
+    if window is not None:
+        recent = in_window(points, now, window.seconds) or [points[-1]]
+        value = window_value(window.function, recent, window.seconds)
+        window_seconds = max(1, round(window.seconds))
+        until = expiry(points, now, window.seconds)
+    if keep_alive is not None:
+        value = kept_alive(value, in_window(points, now, keep_alive))
+        until = min(until, expiry(points, now, keep_alive))
+    rendered = ExternalMetricValue(name, raw.labels, raw.timestamp, value, window_seconds)
+    return _Served((raw.timestamp, raw.value), until, rendered)
 
 
 def _check_visible(exposure: ExposureDecision, selector: Selector, name: str) -> None:

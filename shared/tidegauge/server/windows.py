@@ -36,6 +36,18 @@ def in_window(points: Sequence[Point], now: float, seconds: float) -> list[Point
     return [point for point in points if start <= point[0] <= now]
 
 
+def expiry(points: Sequence[Point], now: float, seconds: float) -> float:
+    """The latest time up to which the window of ``seconds`` holds the same points as at ``now``: until
+    its oldest point leaves, or a point with a later (future) timestamp enters."""
+    until = math.inf
+    for timestamp, _ in points:
+        if timestamp > now:
+            return min(until, timestamp)
+        if timestamp >= now - seconds:
+            until = min(until, timestamp + seconds)
+    return until
+
+
 def window_value(function: WindowFunction, points: Sequence[Point], seconds: float) -> float:
     """``function`` over a non-empty window of points (see the module's definitions)."""
     values = [value for _, value in points]
