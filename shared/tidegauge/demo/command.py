@@ -61,6 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="after the run, keep the stack up (quiet workload) and print a kubectl command; Ctrl-C ends",
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the workload's noise (default 7)")
+    parser.add_argument(
+        "--derived-pressure",
+        action="store_true",
+        help="scale on the derived metric orders_pressure (backlog, capped by what the database takes at "
+        "70 %% CPU) with a dearer database; the chart shows the backlog and the CPU",
+    )
 
 
 def build_scenario(args: argparse.Namespace) -> tuple[Scenario, int]:
@@ -78,6 +84,8 @@ def build_scenario(args: argparse.Namespace) -> tuple[Scenario, int]:
         steps = round(scenario.simulated_seconds / scenario.step_seconds)
     if args.seed != scenario.seed:
         scenario = dataclasses.replace(scenario, seed=args.seed)
+    if args.derived_pressure:
+        scenario = scenario.with_derived_pressure()
     return scenario, steps
 
 

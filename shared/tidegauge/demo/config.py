@@ -59,9 +59,17 @@ class DemoTiming:
         )
 
 
-def demo_config_yaml(redis_url: str, timing: DemoTiming, *, queue_name: str, cluster_name: str) -> str:
-    """The YAML document the collectors read from SSM and the server from a file."""
-    document = {
+def demo_config_yaml(
+    redis_url: str,
+    timing: DemoTiming,
+    *,
+    queue_name: str,
+    cluster_name: str,
+    derived_pressure: str | None = None,
+) -> str:
+    """The YAML document the collectors read from SSM and the server from a file; with
+    ``derived_pressure`` (an expression), also the queue's deletions and the derived metric."""
+    document: dict[str, object] = {
         "version": 1,
         "redis": {"url": redis_url},
         "sampling": {
@@ -94,11 +102,36 @@ def demo_config_yaml(redis_url: str, timing: DemoTiming, *, queue_name: str, clu
             },
         ],
     }
+    if derived_pressure is not None:
+        _add_derived_pressure(document, timing, queue_name, derived_pressure)
     header = (
         "# tidegauge demo configuration, generated for time compression "
         f"{timing.compression:g}: wall-clock seconds throughout.\n"
     )
     return header + yaml.safe_dump(document, sort_keys=False)
+
+
+def _add_derived_pressure(
+    document: dict[str, object], timing: DemoTiming, queue_name: str, expression: str
+) -> None:
+    """The deletions query (the simulated world publishes them, as SQS would) and the derived metric.
+
+    A datapoint is the messages deleted in one period of ``cloudwatch_period_seconds`` WALL seconds,
+    that is ``period * compression`` simulated seconds, hence the scale to messages per simulated second.
+    """
+    sources = document["sources"]
+    assert isinstance(sources, list)
+    period = timing.cloudwatch_period_seconds
+    sources[1]["queries"].append(
+        {
+            "preset": "sqs_deleted",
+            "identifier": queue_name,
+            "period_seconds": period,
+            "scale": round(1 / (period * timing.compression), 9),
+            "max_age_seconds": timing.cpu_max_age_seconds,
+        }
+    )
+    document["derived"] = {"orders_pressure": {"expression": expression, "unit": "replicas"}}
 
 
 def validated(text: str) -> Config:
