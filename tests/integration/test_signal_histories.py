@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
+
+import pytest
 
 from tests.support.clock import FakeClock
 from tests.support.server_harness import seed
 from tidegauge.localredis import RedisServer
-from tidegauge.model import Sample
+from tidegauge.model import Sample, SeriesKey
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.server.histories import SeriesHistories, history_points
 from tidegauge.server.types import ExternalMetricValue
-from tidegauge.store import AsyncStore
+from tidegauge.store import AsyncStore, Store, history_key
 
 NOW = 1_700_000_000.0
 
@@ -56,3 +59,38 @@ def test_histories_are_read_once_per_series_version(redis_server: RedisServer) -
 def test_points_read_cover_the_span_at_the_collectors_interval() -> None:
     assert history_points(60, 15) == 16
     assert history_points(86_400, 1) == 1440
+
+
+@pytest.mark.parametrize("topology", ["redis_server", "redis_cluster"])
+def test_read_histories_reads_whole_or_only_what_is_newer(
+    topology: str, request: pytest.FixtureRequest
+) -> None:
+    # GIVEN three series of one metric (one hash tag: one slot in a cluster), four points each
+    url = request.getfixturevalue(topology).url
+    sync = Store.connect(ConnectionSettings(url))
+    try:
+        cast(Any, sync.client).flushall()
+        for step in range(4):
+            sync.write(Sample.of("jobs", {"queue": q}, step, NOW + step) for q in ("a", "b", "c"))
+    finally:
+        sync.close()
+    keys = [SeriesKey.of("jobs", {"queue": q}) for q in ("a", "b", "c")]
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        store = AsyncStore.connect(ConnectionSettings(url), cluster=topology == "redis_cluster")
+        try:
+            # WHEN read whole (newest 3), then only what follows each series' second entry
+            whole = await store.read_histories(keys, count=3)
+            raw = cast(Any, store.client)
+            after = [(await raw.xrange(history_key("jobs", key.series_id), count=2))[1][0] for key in keys]
+            newer = await store.read_histories(keys, count=10, after=after)
+            return whole, newer
+        finally:
+            await store.close()
+
+    whole, newer = asyncio.run(scenario())
+
+    # THEN a whole read gives the newest points oldest first, and the newest id; "after", only the newer
+    assert [[p.value for p in points] for _, points in whole] == [[1.0, 2.0, 3.0]] * 3
+    assert [[p.value for p in points] for _, points in newer] == [[2.0, 3.0]] * 3
+    assert [entry_id for entry_id, _ in newer] == [entry_id for entry_id, _ in whole]

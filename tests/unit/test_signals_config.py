@@ -136,3 +136,12 @@ def test_bad_derived_metric_names_the_field(derived: dict[str, Any], field: str,
 
     assert error.field == field
     assert words in error.problem
+
+
+def test_config_check_summary_shows_a_derived_metric_by_its_expression() -> None:
+    from tidegauge.ops.config_check import summary
+
+    text = summary(Config.from_mapping(document(derived={"orders_pressure": PRESSURE})))
+
+    assert f"metric orders_pressure: derived = {PRESSURE}" in text.splitlines()
+    assert "valid: 2 sources, 3 metrics" in text
