@@ -608,13 +608,26 @@ def test_example_hpa_scales_on_an_external_metric(
     assert set(target) == {"type", {"AverageValue": "averageValue", "Value": "value"}[target_type]}
 
 
-def test_example_hpa_of_a_derived_metric_sends_no_selector() -> None:
+@pytest.mark.parametrize(
+    ("file_name", "metric", "target"),
+    [
+        ("hpa-derived-pressure.yaml", "orders_pressure", {"type": "Value", "value": "1"}),
+        (
+            "hpa-sqs-projected.yaml",
+            "orders_backlog_in_a_minute",
+            {"type": "AverageValue", "averageValue": "100"},
+        ),
+    ],
+)
+def test_example_hpa_of_a_derived_metric_sends_no_selector(
+    file_name: str, metric: str, target: dict[str, str]
+) -> None:
     # A derived metric is one item without labels (docs/signals.md): a selector would match nothing.
-    hpa = dict(example_hpas())["hpa-derived-pressure.yaml"]
+    hpa = dict(example_hpas())[file_name]
     validate(hpa)
     (spec,) = hpa["spec"]["metrics"]
-    assert spec["external"]["metric"] == {"name": "orders_pressure"}
-    assert spec["external"]["target"] == {"type": "Value", "value": "1"}
+    assert spec["external"]["metric"] == {"name": metric}
+    assert spec["external"]["target"] == target
 
 
 # --- the overlays the docs tell users to write --------------------------------------------------------
