@@ -441,7 +441,7 @@ class AsyncStore:
         self, keys: Sequence[SeriesKey], *, count: int, after: Sequence[str | None] | None = None
     ) -> list[tuple[str | None, list[HistoryPoint]]]:
         """Up to ``count`` newest history points of each series, oldest first, in one pipeline, with the
-        newest entry id read; with ``after[i]`` (an id), only entries newer than it (Redis >= 6.2)."""
+        newest entry id read; with ``after[i]`` (an id), only entries newer than it."""
         if not keys:
             return []
         since = list(after) if after is not None else [None] * len(keys)
@@ -452,12 +452,18 @@ class AsyncStore:
                 if last is None:
                     pipe.xrevrange(stream, count=count)
                 else:
-                    pipe.xrevrange(stream, min=f"({last}", count=count)
+                    pipe.xrevrange(stream, min=_next_id(last), count=count)
             replies = await pipe.execute()
         return [
             (entries[0][0] if entries else last, _history_points(entries))
             for entries, last in zip(replies, since, strict=True)
         ]
+
+
+def _next_id(entry_id: str) -> str:
+    """The smallest stream id after ``entry_id``: an inclusive start that works before Redis 6.2 too."""
+    milliseconds, _, sequence = entry_id.partition("-")
+    return f"{milliseconds}-{int(sequence or 0) + 1}"
 
 
 def _history_points(entries: Sequence[tuple[str, Mapping[str, str]]]) -> list[HistoryPoint]:
