@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 PY_DIRS := $(wildcard shared functions tests benchmarks)
 
-.PHONY: help venv test test-fast check-artifacts lint format demo bench clean
+.PHONY: help venv test test-fast check-artifacts lint format demo bench proto clean
 
 help:
 	@echo "make test   - run the test suite (starts its own Redis servers on loopback)"
@@ -48,6 +48,12 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+# The KEDA external scaler's protobuf module, checked in (grpcio-tools is only needed here, by whoever
+# changes the .proto; the generated module needs protobuf >= the compiler's version at run time).
+proto: $(STAMP)
+	$(BIN)/python -m pip install --quiet 'grpcio-tools>=1.85,<1.86'
+	cd shared && ../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. tidegauge/keda/externalscaler.proto
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

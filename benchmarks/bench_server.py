@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -232,32 +232,41 @@ async def _generate(
         "Accept": "application/vnd.kubernetes.protobuf, */*",
     }
     url = f"https://127.0.0.1:{port}{path}"
-    latencies: list[float] = []
     connector = aiohttp.TCPConnector(ssl=context, limit=connections)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
-        async def worker(deadline: float, record: bool) -> None:
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                async with session.get(url) as response:
-                    await response.read()
-                    if response.status != 200:
-                        raise RuntimeError(f"status {response.status}")
-                if record:
-                    latencies.append(time.perf_counter() - started)
+        async def one() -> None:
+            async with session.get(url) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"status {response.status}")
 
-        warmup = time.perf_counter() + min(0.5, seconds / 4)
-        await asyncio.gather(*(worker(warmup, False) for _ in range(connections)))
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(started + seconds, True) for _ in range(connections)))
-        elapsed = time.perf_counter() - started
+        figures = await measure(one, seconds, connections)
+    print(json.dumps(figures))
+
+
+async def measure(call: Callable[[], Awaitable[None]], seconds: float, concurrency: int) -> dict[str, float]:
+    """``concurrency`` loops of ``call`` for ``seconds`` after a short warm-up: rate, p50 and p99 (ms)."""
+    latencies: list[float] = []
+
+    async def worker(deadline: float, record: bool) -> None:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            await call()
+            if record:
+                latencies.append(time.perf_counter() - started)
+
+    warmup = time.perf_counter() + min(0.5, seconds / 4)
+    await asyncio.gather(*(worker(warmup, False) for _ in range(concurrency)))
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(started + seconds, True) for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
     latencies.sort()
-    figures = {
+    return {
         "rps": len(latencies) / elapsed,
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
     }
-    print(json.dumps(figures))
 
 
 def main() -> int:

@@ -1,6 +1,7 @@
 """Print docker/requirements-server.txt: the server image's dependency closure, pinned with ==.
 
-The roots are pyproject.toml's dependencies plus its "server" extra; every version is the one installed
+The roots are pyproject.toml's dependencies plus its "server" and "keda" extras (the KEDA external
+scaler runs in the server image; the Lambda layer has neither); every version is the one installed
 in the environment running this script (the tested one); markers are evaluated for the image (Python
 3.12 on Linux):
 
@@ -19,7 +20,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
-EXTRAS = ("server",)
+EXTRAS = ("server", "keda")
 # The image's interpreter and platform, whatever machine runs this script.
 TARGET = default_environment() | {
     "python_version": "3.12",
@@ -56,7 +57,7 @@ def closure() -> dict[str, str]:
         try:
             dist = distribution(requirement.name)
         except PackageNotFoundError:
-            sys.exit(f"{requirement.name} is needed but not installed; pip install -e '.[server]'")
+            sys.exit(f"{requirement.name} is needed but not installed; pip install -e '.[server,keda]'")
         pinned[key] = dist.version
         for line in dist.requires or []:
             dependency = Requirement(line)

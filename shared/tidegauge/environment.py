@@ -26,3 +26,21 @@ REDIS_PASSWORD = "TIDEGAUGE_REDIS_PASSWORD"
 REDIS_URL_FILE = "TIDEGAUGE_REDIS_URL_FILE"
 """Path of a file holding the Redis URL (a mounted Secret key), for the server: re-read while it runs, and
 a changed URL (e.g. a rotated password) is used from the next connection on, without a restart."""
+
+DELEGATE_EXTERNAL_METRICS = "TIDEGAUGE_DELEGATE_EXTERNAL_METRICS"
+"""Base URL of the adapter that external metrics the server does not hold are forwarded to."""
+
+DELEGATE_CA_FILE = "TIDEGAUGE_DELEGATE_CA_FILE"
+"""CA bundle verifying the delegated adapter's serving certificate."""
+
+DELEGATE_TOKEN_FILE = "TIDEGAUGE_DELEGATE_TOKEN_FILE"
+"""Bearer token file the server presents to the delegated adapter (default: the ServiceAccount token)."""
+
+DELEGATE_TIMEOUT = "TIDEGAUGE_DELEGATE_TIMEOUT"
+"""Deadline of one forwarded request, in seconds."""
+
+KEDA_SCALER_PORT = "TIDEGAUGE_KEDA_SCALER_PORT"
+"""Port of KEDA's external scaler (gRPC, TLS) that the server also serves; unset or 0: not served."""
+
+KEDA_SCALER_CLIENT_CA_FILE = "TIDEGAUGE_KEDA_SCALER_CLIENT_CA_FILE"
+"""CA bundle that KEDA's client certificate must chain to, on the external scaler port."""

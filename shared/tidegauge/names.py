@@ -1,5 +1,5 @@
 """The grammar of every name tidegauge accepts, stated once: metric names, label keys and values,
-Kubernetes namespaces, AWS regions, accounts and ARNs.
+Kubernetes namespaces, AWS regions, accounts, ARNs, and SQS queue names and URLs.
 
 Each :class:`Grammar` holds a pattern that checks the whole string, length included (it ends in
 ``\\Z``, so ``match`` and ``fullmatch`` agree and a trailing newline is never part of a name; only a
@@ -20,7 +20,9 @@ producer of metric names, so the store and the server accept exactly what a sour
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Final
+from urllib.parse import urlsplit
 
 
 class Grammar:
@@ -174,3 +176,51 @@ SECRET_ARN: Final = _grammar(
     "use the secret's name (letters, digits, /_+=.@-) or its arn:aws:secretsmanager:… ARN",
 )
 SECRET_NAME: Final = _grammar("Secrets Manager secret name", r"[A-Za-z0-9/_+=.@-]+", 512, SECRET_ARN.fix)
+
+QUEUE_NAME: Final = _grammar(
+    "SQS queue name",
+    r"[A-Za-z0-9_-]+(?:\.fifo)?",
+    80,
+    "use the queue name (at most 80 letters, digits, '-', '_', optional .fifo) or its https:// URL",
+)
+_SQS_HOST_REGION = re.compile(
+    r"sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?|([a-z0-9-]+)\.queue\.amazonaws\.com(?:\.cn)?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueUrl:
+    """An SQS queue URL ``https://<host>/<account>/<name>``, and its region when the host names it."""
+
+    account: str
+    name: str
+    region: str | None
+
+
+def queue_url(url: str) -> QueueUrl | None:
+    """The parts of a well-formed queue URL, or None (also for a bare queue name).
+
+    Whitespace anywhere refuses it: ``urlsplit`` silently drops tabs and newlines, so without this check
+    ``…/orders\n`` would pass here and reach SQS with its newline.
+    """
+    if any(character.isspace() for character in url):
+        return None
+    parts = urlsplit(url)
+    segments = parts.path.strip("/").split("/")
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or len(segments) != 2
+        or not ACCOUNT.accepts(segments[0])
+        or not QUEUE_NAME.accepts(segments[1])
+    ):
+        return None
+    host = _SQS_HOST_REGION.fullmatch(parts.hostname)
+    return QueueUrl(segments[0], segments[1], (host.group(1) or host.group(2)) if host else None)
+
+
+def queue_name(name_or_url: str) -> str:
+    """The queue name a configured name or URL refers to (the URL's last path segment)."""
+    if "://" not in name_or_url:
+        return name_or_url
+    return urlsplit(name_or_url).path.rstrip("/").rpartition("/")[2]

@@ -29,7 +29,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from tests.integration.test_dockerfile import excluded, ignore_patterns, pinned_requirements
+from tests.integration.test_dockerfile import IMAGE_EXTRAS, excluded, ignore_patterns, pinned_requirements
 
 __all__ = ["ignore_patterns"]  # a fixture, used by name
 
@@ -38,6 +38,8 @@ SERVER_REQUIREMENTS = ROOT / "docker" / "requirements-server.txt"
 # The base image is python:3.12.x-slim-bookworm: glibc 2.36, so any manylinux wheel up to glibc 2.36 fits
 # (pip does not widen an explicit --platform to the older tags itself).
 IMAGE_MACHINES = ("aarch64", "x86_64")
+IMPORT_NAMES = {"pyyaml": "yaml", "grpcio": "grpc", "protobuf": "google"}
+"""Distribution -> top-level module, where they differ."""
 GLIBC_MINORS = range(17, 37)
 
 
@@ -58,8 +60,12 @@ def image_marker_environment() -> dict[str, str]:
 
 IMPORT_EVERY_SERVER_MODULE = """
 import importlib, json, pkgutil, sys
-import tidegauge.server
-names = sorted(m.name for m in pkgutil.walk_packages(tidegauge.server.__path__, "tidegauge.server."))
+import tidegauge.keda, tidegauge.server
+names = sorted(
+    m.name
+    for package in (tidegauge.server, tidegauge.keda)
+    for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
+)
 for name in names:
     importlib.import_module(name)
 print(json.dumps({"modules": names, "loaded": sorted({m.split(".")[0] for m in sys.modules})}))
@@ -80,9 +86,8 @@ def pip(*arguments: str, python: str = sys.executable, cwd: Path | None = None) 
 
 def server_roots() -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return [
-        Requirement(line) for line in project["dependencies"] + project["optional-dependencies"]["server"]
-    ]
+    extras = [line for extra in IMAGE_EXTRAS for line in project["optional-dependencies"][extra]]
+    return [Requirement(line) for line in project["dependencies"] + extras]
 
 
 def wheel_requirements(wheel: Path) -> list[Requirement]:
@@ -163,10 +168,11 @@ def test_every_server_module_imports_in_the_image_closure(image_environment: Pat
     report = json.loads(result.stdout)
     assert "tidegauge.server.app" in report["modules"]
     assert "tidegauge.server.certs" in report["modules"]
+    assert "tidegauge.keda.service" in report["modules"]
     # AND every root the server extra declares is really imported by the server (no dead weight)
     loaded = set(report["loaded"])
     for root in server_roots():
-        module = {"pyyaml": "yaml"}.get(canonicalize_name(root.name), canonicalize_name(root.name))
+        module = IMPORT_NAMES.get(canonicalize_name(root.name), canonicalize_name(root.name))
         assert module.replace("-", "_") in loaded, (
             f"{root.name} is declared for the server but never imported"
         )

@@ -20,10 +20,12 @@ SHOP_DB = CloudWatchSource(
     queries=(
         CloudWatchQuery(
             metric="aurora_db_load",
-            namespace="AWS/RDS",
-            metric_name="DBLoad",
-            stat="Average",
-            dimensions=(("DBClusterIdentifier", "shop"),),
+            metric_stat=MetricStatSpec(
+                namespace="AWS/RDS",
+                metric_name="DBLoad",
+                stat="Average",
+                dimensions=(("DBClusterIdentifier", "shop"),),
+            ),
         ),
     ),
 )

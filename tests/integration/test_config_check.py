@@ -115,3 +115,29 @@ def test_the_loop_itself_refuses_a_zero_period() -> None:
     # GIVEN a caller that bypasses the argument parser
     with pytest.raises(UsageError, match="--every must be greater than 0"):
         loop(lambda: 0, every_seconds=0, duration_seconds=1)
+
+
+def test_a_file_with_object_rules_passes_and_lists_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a config whose objects: section maps queue series to Deployments
+    monkeypatch.delenv("TIDEGAUGE_REDIS_URL", raising=False)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        VALID
+        + "objects:\n"
+        + "  - {metric: sqs_messages, resource: deploy, namespace: shop, name: '{queue}-worker'}\n"
+    )
+    # WHEN it is checked THEN it is valid and each rule is listed with its canonical resource
+    assert main(["config", "check", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "object deployments.apps shop/{queue}-worker: series of sqs_messages" in out
+
+
+def test_a_bad_object_rule_fails_the_check_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(VALID + "objects:\n  - {metric: sqs_messages, resource: deploy, name: x}\n")
+    assert main(["config", "check", str(config)]) != 0
+    assert "objects[0].namespace: is required. Fix: set namespace" in capsys.readouterr().err

@@ -83,6 +83,10 @@ def test_the_short_demo_scales_up_and_back_down(
     assert int(downs.group(1)) >= 1
     assert "by the collectors" in completed.stdout
     assert "by the simulated workload" in completed.stdout
+    # AND the plan says the HPA scales on an Object metric of the consumer Deployment
+    assert "sqs_messages{queue=demo-orders} AverageValue 6 (Object of Deployment demo/orders-worker)" in (
+        completed.stdout
+    )
     # AND nothing in its output is a terminal escape sequence
     assert "\x1b" not in completed.stdout
     assert "\x1b" not in completed.stderr
@@ -109,7 +113,9 @@ def test_replicas_follow_the_backlog_seen_through_the_server(
     assert first_down["t"] >= drained_at
     # AND the run ends back at the minimum
     assert timeline[-1]["desired"] == minimum
-    # AND the HPA read both metrics through the aggregator path in (nearly) every sync
+    # AND the HPA read both metrics through the aggregator path in (nearly) every sync: the backlog as
+    # the Object metric of Deployment demo/orders-worker (custom.metrics.k8s.io), the CPU as External
+    assert result["scenario"]["backlog_object"] == "orders-worker"
     failed = [s for s in syncs if s["failures"]]
     assert len(failed) <= len(syncs) // 10, failed
     # AND the collectors' own AWS calls were counted apart from the simulated workload's
@@ -155,6 +161,10 @@ class LineReader:
             self._queue.put(line)
         self._queue.put(None)
 
+    def join(self, seconds: float) -> None:
+        """Until the stream ended (the process closed it)."""
+        self._thread.join(seconds)
+
     def wait_for(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
         while True:
             line = self._queue.get(timeout=timeout)
@@ -174,12 +184,16 @@ def kept_running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], LineRe
         text=True,
         env=demo_environment(),
     )
+    reader = LineReader(process.stdout)
     try:
-        yield process, LineReader(process.stdout), tmp_path
+        yield process, reader, tmp_path
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait(10)
+        process.wait(10)
+        reader.join(10)
+        assert process.stdout is not None
+        process.stdout.close()
 
 
 def test_kubectl_queries_the_kept_running_stack(

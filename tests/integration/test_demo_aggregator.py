@@ -111,3 +111,18 @@ def test_a_stopped_server_is_a_failed_fetch_not_an_exception(
     # THEN it reports a failed fetch
     assert isinstance(reading, FailedReading)
     assert reading.status == 0
+
+
+def test_the_backlog_as_the_deployments_object_metric_is_the_same_sum(client: AggregatorClient) -> None:
+    # GIVEN the demo config's objects: rule (queue demo-orders describes Deployment demo/orders-worker)
+    # WHEN the HPA-side client fetches the Object metric of that Deployment
+    reading = client.fetch_object("demo", "deployments.apps", "orders-worker", "sqs_messages")
+
+    # THEN one item: the three states summed, as the External metric's items add up
+    assert isinstance(reading, MetricReading)
+    assert (reading.value, reading.items) == (47.5, 1)
+    assert 3 <= reading.age_seconds < 10
+    # AND another Deployment has no backlog: a failed fetch (the HPA would hold)
+    missing = client.fetch_object("demo", "deployments.apps", "web", "sqs_messages")
+    assert isinstance(missing, FailedReading)
+    assert missing.status == 404

@@ -23,6 +23,9 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 SERVER_REQUIREMENTS = ROOT / "docker" / "requirements-server.txt"
+IMAGE_EXTRAS = ("server", "keda")
+"""The extras the server image carries (docker/pin_requirements.py's EXTRAS): the API server and the KEDA
+external scaler; the Lambda layer carries neither."""
 LEFT_OUT_OF_IMAGE = ("shared/tidegauge/demo/",)
 """Copied by ``COPY shared/tidegauge`` but kept out by .dockerignore: the server never imports them."""
 BUILD_TOOLS = ("gcc", "g++", "clang", "make", "build-essential", "cmake", "python3-dev", "libc6-dev", "rustc")
@@ -142,9 +145,10 @@ def test_server_requirements_are_all_pinned() -> None:
 
 
 def test_server_requirements_satisfy_the_declared_server_dependencies() -> None:
-    # GIVEN what pyproject.toml declares for the package and its "server" extra
+    # GIVEN what pyproject.toml declares for the package and the extras the image carries
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["server"]]
+    extras = [line for extra in IMAGE_EXTRAS for line in project["optional-dependencies"][extra]]
+    declared = [Requirement(r) for r in project["dependencies"] + extras]
     pins = {canonicalize_name(r.name): r for r in pinned_requirements(SERVER_REQUIREMENTS)}
     # THEN each is pinned in the image's requirements, within the declared range
     for requirement in declared:
@@ -168,6 +172,7 @@ def test_pin_script_lists_the_server_closure_of_this_environment() -> None:
     ]
     names = {canonicalize_name(r.name) for r in generated}
     assert {"aiohttp", "cryptography", "redis", "pyyaml", "multidict", "yarl"} <= names
+    assert {"grpcio", "protobuf"} <= names, "the KEDA external scaler runs in the image"
     assert "boto3" not in names, "the server never needs AWS SDKs"
     assert "aws-lambda-powertools" not in names, "the server never needs AWS SDKs"
     assert all(str(r.specifier).startswith("==") for r in generated)

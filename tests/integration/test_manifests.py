@@ -130,10 +130,14 @@ def kubectl() -> str:
     return path
 
 
-def render(directory: Path) -> list[dict[str, Any]]:
-    result = subprocess.run(
+def kustomize(directory: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [kubectl(), "kustomize", str(directory)], capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def render(directory: Path) -> list[dict[str, Any]]:
+    result = kustomize(directory)
     assert result.returncode == 0, f"kubectl kustomize {directory} failed:\n{result.stderr}"
     return [document for document in yaml.safe_load_all(result.stdout) if document]
 
@@ -163,6 +167,7 @@ def renders(self_signed_overlay: Path) -> dict[str, list[dict[str, Any]]]:
         "base": render(K8S / "base"),
         "cert-manager": render(K8S / "overlays" / "cert-manager"),
         "self-signed": render(self_signed_overlay),
+        "custom-only": render(K8S / "overlays" / "custom-only"),
     }
 
 
@@ -188,7 +193,7 @@ def the_container(deployment: dict[str, Any]) -> dict[str, Any]:
 # --- rendering and schemas --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variant", ["base", "cert-manager", "self-signed"])
+@pytest.mark.parametrize("variant", ["base", "cert-manager", "self-signed", "custom-only"])
 def test_every_rendered_object_validates_against_the_schemas(
     variant: str, renders: dict[str, list[dict[str, Any]]]
 ) -> None:
@@ -218,26 +223,51 @@ def test_validation_rejects_a_misspelt_field(renders: dict[str, list[dict[str, A
         validate(certificate)
 
 
-def test_every_base_file_holds_one_object_and_is_listed_except_the_future_api() -> None:
+def test_every_base_file_holds_one_object_and_is_listed() -> None:
     kustomization = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
     listed = set(kustomization["resources"])
     files = {p.name for p in (K8S / "base").glob("*.yaml")} - {"kustomization.yaml", "config.yaml"}
-    assert files - listed == {"api-service-custom-metrics.yaml"}
-    assert listed <= files
+    assert files == listed
     for name in files:
         documents = [d for d in yaml.safe_load_all((K8S / "base" / name).read_text()) if d]
         assert len(documents) == 1, f"{name} must hold exactly one resource"
 
 
-def test_custom_metrics_api_service_is_ready_but_not_registered(
-    renders: dict[str, list[dict[str, Any]]],
+CUSTOM_API_SERVICES = {"v1beta2.custom.metrics.k8s.io", "v1beta1.custom.metrics.k8s.io"}
+
+
+@pytest.mark.parametrize(
+    ("variant", "expected"),
+    [
+        ("base", {"v1beta1.external.metrics.k8s.io", *CUSTOM_API_SERVICES}),
+        ("cert-manager", {"v1beta1.external.metrics.k8s.io", *CUSTOM_API_SERVICES}),
+        ("self-signed", {"v1beta1.external.metrics.k8s.io", *CUSTOM_API_SERVICES}),
+        ("custom-only", CUSTOM_API_SERVICES),
+    ],
+)
+def test_api_services_registered_and_trusted_per_overlay(
+    variant: str, expected: set[str], renders: dict[str, list[dict[str, Any]]]
 ) -> None:
-    future = yaml.safe_load((K8S / "base" / "api-service-custom-metrics.yaml").read_text())
-    validate(future)
-    assert future["metadata"]["name"] == "v1beta2.custom.metrics.k8s.io"
-    for objects in renders.values():
-        names = {o["metadata"]["name"] for o in objects if o["kind"] == "APIService"}
-        assert names == {"v1beta1.external.metrics.k8s.io"}
+    # GIVEN each overlay WHEN rendered THEN exactly its APIServices, each trusting the serving CA
+    api_services = {o["metadata"]["name"]: o for o in renders[variant] if o["kind"] == "APIService"}
+    assert set(api_services) == expected
+    for name, api_service in api_services.items():
+        spec = api_service["spec"]
+        group_version = f"{spec['version']}.{spec['group']}"
+        assert group_version == name
+        assert spec["service"] == {"name": "tidegauge", "namespace": "tidegauge", "port": 443}
+        assert "insecureSkipTLSVerify" not in spec
+        if variant == "base":
+            continue
+        injected = api_service["metadata"].get("annotations", {}).get("cert-manager.io/inject-ca-from")
+        if variant == "self-signed":
+            assert spec["caBundle"], name
+            assert injected is None, name
+        else:
+            assert injected == "tidegauge/tidegauge-serving-cert", name
+    if "v1beta2.custom.metrics.k8s.io" in api_services:
+        priorities = {name: api_services[name]["spec"]["versionPriority"] for name in CUSTOM_API_SERVICES}
+        assert priorities["v1beta2.custom.metrics.k8s.io"] > priorities["v1beta1.custom.metrics.k8s.io"]
 
 
 # --- the Deployment ---------------------------------------------------------------------------------
@@ -423,10 +453,21 @@ def test_rbac_matches_the_contract(renders: dict[str, list[dict[str, Any]]]) -> 
     assert hpa["subjects"] == [
         {"kind": "ServiceAccount", "name": "horizontal-pod-autoscaler", "namespace": "kube-system"}
     ]
+    custom_role = only(objects, "ClusterRole", "tidegauge-custom-metrics-reader")
+    assert custom_role["rules"] == [
+        {"apiGroups": ["custom.metrics.k8s.io"], "resources": ["*"], "verbs": ["get", "list", "watch"]}
+    ]
+    (custom_hpa,) = bindings("ClusterRoleBinding", "tidegauge-custom-metrics-reader")
+    assert custom_hpa["subjects"] == hpa["subjects"]
+    # Pods metrics: the server lists and watches pods, and may do nothing else with them
+    pod_reader = only(objects, "ClusterRole", "tidegauge-pod-reader")
+    assert pod_reader["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]}]
+    (pods,) = bindings("ClusterRoleBinding", "tidegauge-pod-reader")
+    assert pods["subjects"] == [server]
     # nothing else: the server reads its configuration from the mounted file, not through the API
     roles = [o for o in objects if o["kind"] in {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}]
     assert [o for o in roles if o["metadata"].get("namespace") == "tidegauge"] == []
-    assert len(roles) == 4
+    assert len(roles) == 8
 
 
 def test_network_policy_admits_the_aggregator_and_scrapes_and_limits_egress(
@@ -499,13 +540,7 @@ def test_self_signed_overlay_does_not_build_before_the_script(tmp_path: Path) ->
     shutil.copytree(
         K8S, tmp_path / "k8s", ignore=shutil.ignore_patterns("certs", "api-service-ca-bundle.yaml")
     )
-    result = subprocess.run(
-        [kubectl(), "kustomize", str(tmp_path / "k8s" / "overlays" / "self-signed")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = kustomize(tmp_path / "k8s" / "overlays" / "self-signed")
     assert result.returncode != 0
     assert "certs/tls.crt" in result.stderr or "api-service-ca-bundle.yaml" in result.stderr
 
@@ -628,6 +663,42 @@ def test_example_hpa_of_a_derived_metric_sends_no_selector(
     (spec,) = hpa["spec"]["metrics"]
     assert spec["external"]["metric"] == {"name": metric}
     assert spec["external"]["target"] == target
+
+
+@pytest.mark.parametrize(
+    ("file_name", "described", "target_type"),
+    [
+        (
+            "hpa-sqs-backlog-object.yaml",
+            {"apiVersion": "apps/v1", "kind": "Deployment", "name": "orders-worker"},
+            "AverageValue",
+        ),
+        ("hpa-namespace-metric.yaml", {"apiVersion": "v1", "kind": "Namespace", "name": "shop"}, "Value"),
+    ],
+)
+def test_example_hpa_scales_on_an_object_metric_the_base_config_describes(
+    file_name: str, described: dict[str, str], target_type: str, renders: dict[str, list[dict[str, Any]]]
+) -> None:
+    # GIVEN the example HPA WHEN validated THEN an Object metric of an object the base config maps series to
+    hpa = dict(example_hpas())[file_name]
+    validate(hpa)
+    (spec,) = hpa["spec"]["metrics"]
+    assert spec["type"] == "Object"
+    assert spec["object"]["describedObject"] == described
+    assert spec["object"]["target"]["type"] == target_type
+    text = only(renders["cert-manager"], "ConfigMap")["data"]["config.yaml"]
+    config = parse_config(text, "config.yaml", environ={"TIDEGAUGE_REDIS_URL": "redis://127.0.0.1:6379"})
+    namespace = hpa["metadata"]["namespace"]
+    mapped = {
+        (
+            rule.resource.kind,
+            str(rule.namespace) if rule.namespace else namespace,
+            str(rule.name),
+            rule.metric,
+        )
+        for rule in config.objects
+    }
+    assert (described["kind"], namespace, described["name"], spec["object"]["metric"]["name"]) in mapped
 
 
 # --- the overlays the docs tell users to write --------------------------------------------------------

@@ -108,8 +108,9 @@ def test_aggregated_discovery_accept_gets_v2_document(server: ServerThread, pki:
     assert reply.content_type == "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
     document = reply.json()
     assert (document["kind"], document["apiVersion"]) == ("APIGroupDiscoveryList", "apidiscovery.k8s.io/v2")
-    (group,) = document["items"]
+    group, custom = document["items"]
     assert group["metadata"]["name"] == "external.metrics.k8s.io"
+    assert custom["metadata"]["name"] == "custom.metrics.k8s.io"
     (version,) = group["versions"]
     assert version["version"] == "v1beta1"
     assert version["freshness"] == "Current"
@@ -128,10 +129,13 @@ def test_aggregated_discovery_v2beta1_only(server: ServerThread, pki: Pki) -> No
     assert reply.json()["apiVersion"] == "apidiscovery.k8s.io/v2beta1"
 
 
-def test_plain_json_apis_gets_group_list_without_custom_metrics(server: ServerThread, pki: Pki) -> None:
+def test_plain_json_apis_gets_group_list_of_both_metrics_groups(server: ServerThread, pki: Pki) -> None:
+    # Custom metrics are served (an empty resource list here: this config has no objects: rules), so
+    # a custom-metrics APIService registered beside this server is Available, never a broken group.
     document = aggregator_get(server, pki, "/apis").json()
     assert document["kind"] == "APIGroupList"
-    assert [group["name"] for group in document["groups"]] == ["external.metrics.k8s.io"]
+    names = [group["name"] for group in document["groups"]]
+    assert names == ["external.metrics.k8s.io", "custom.metrics.k8s.io"]
     assert document["groups"][0]["preferredVersion"]["groupVersion"] == "external.metrics.k8s.io/v1beta1"
 
 
@@ -146,8 +150,14 @@ def test_group_document(server: ServerThread, pki: Pki) -> None:
     assert document["name"] == "external.metrics.k8s.io"
 
 
-def test_custom_metrics_group_is_not_served_yet(server: ServerThread, pki: Pki) -> None:
-    assert_status(aggregator_get(server, pki, "/apis/custom.metrics.k8s.io/v1beta2"), 404, "NotFound")
+def test_custom_metrics_without_object_rules_is_an_empty_resource_list(
+    server: ServerThread, pki: Pki
+) -> None:
+    # GIVEN a config without objects: WHEN the probe asks for the custom group version THEN 200, no entries
+    document = aggregator_get(server, pki, "/apis/custom.metrics.k8s.io/v1beta2").json()
+    assert (document["kind"], document["resources"]) == ("APIResourceList", [])
+    path = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/deployments.apps/my-app/sqs_messages"
+    assert_status(aggregator_get(server, pki, path, HPA_ACCEPT), 404, "NotFound")
 
 
 @pytest.mark.parametrize("path", ["/openapi/v2", "/openapi/v3"])

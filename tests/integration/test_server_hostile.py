@@ -15,7 +15,6 @@ import os
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.support.kube_fake import FakeKubeApiServer
+from tests.support.serve_process import ServeProcess
 from tests.support.server_harness import (
     PassThroughStore,
     Pki,
@@ -57,10 +57,14 @@ BIG_PATH = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/shop/{BIG_METRIC}"
 
 @dataclass
 class Served:
-    process: subprocess.Popen[bytes]
+    serving: ServeProcess
     port: int
     metrics_port: int
     pki: Pki
+
+    @property
+    def process(self) -> subprocess.Popen[str]:
+        return self.serving.process
 
     def rss_bytes(self) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -74,23 +78,9 @@ class Served:
         return reply.body.decode()
 
 
-def _wait_ready(served: Served, seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert served.process.poll() is None, "the server exited"
-        try:
-            if request(served.port, "/readyz", served.pki.context(), timeout=2).status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("the server did not become ready")
-
-
 def _start(pki: Pki, redis_url: str, flags: list[str], environment: dict[str, str]) -> Served:
     port, metrics_port = free_port(), free_port()
-    command = [
-        sys.executable, "-m", "tidegauge.cli", "serve",
+    args = [
         "--bind-address", "127.0.0.1", "--secure-port", str(port),
         "--metrics-bind-address", "127.0.0.1", "--metrics-port", str(metrics_port),
         "--tls-cert-file", pki.cert_file, "--tls-private-key-file", pki.key_file,
@@ -98,20 +88,17 @@ def _start(pki: Pki, redis_url: str, flags: list[str], environment: dict[str, st
         "--authentication-skip-lookup", "--authorization-mode", "AlwaysAllowAuthenticated",
         "--redis-url", redis_url, *flags,
     ]  # fmt: skip
-    environment = {**environment, "TIDEGAUGE_CONFIG": ""}
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=environment)
-    server = Served(process, port, metrics_port, pki)
+    serving = ServeProcess(args, {**environment, "TIDEGAUGE_CONFIG": ""})
     try:
-        _wait_ready(server)
+        serving.wait_ready()
     except BaseException:
-        _finish(server)
+        serving.stop()
         raise
-    return server
+    return Served(serving, port, metrics_port, pki)
 
 
 def _finish(server: Served) -> None:
-    server.process.kill()
-    server.process.wait(10)
+    server.serving.stop()
 
 
 @pytest.fixture(scope="module", params=["c-parser", "python-parser"])

@@ -8,8 +8,6 @@ import os
 import signal
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +17,7 @@ from typing import Any
 import pytest
 from redis import Redis
 
+from tests.support.serve_process import ServeProcess
 from tests.support.server_harness import (
     PassThroughStore,
     Pki,
@@ -209,46 +208,32 @@ def _refused(port: int) -> bool:
 
 
 @pytest.fixture
-def serve_process(pki: Pki, redis_server: RedisServer) -> Iterator[tuple[subprocess.Popen[str], int]]:
+def serve_process(pki: Pki, redis_server: RedisServer) -> Iterator[tuple[ServeProcess, int]]:
     port = free_port()
-    command = [
-        sys.executable, "-m", "tidegauge.cli", "serve",
+    args = [
         "--bind-address", "127.0.0.1", "--secure-port", str(port),
         "--metrics-bind-address", "127.0.0.1", "--metrics-port", str(free_port()),
         "--tls-cert-file", pki.cert_file, "--tls-private-key-file", pki.key_file,
         "--client-ca-file", pki.client_ca_file, "--authentication-skip-lookup",
         "--authorization-mode", "AlwaysAllowAuthenticated", "--redis-url", redis_server.url,
     ]  # fmt: skip
-    environment = {**os.environ, "TIDEGAUGE_CONFIG": ""}
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environment)
+    served = ServeProcess(args, {**os.environ, "TIDEGAUGE_CONFIG": ""})
     try:
-        yield process, port
+        yield served, port
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
-        if process.stderr:
-            process.stderr.close()
+        served.stop()
 
 
-def test_sigterm_drains_and_exits_zero(serve_process: tuple[subprocess.Popen[str], int], pki: Pki) -> None:
-    process, port = serve_process
-
-    def ready() -> bool:
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        try:
-            return request(port, "/readyz", pki.context(), timeout=2).status == 200
-        except OSError:
-            return False
-
-    wait_for(ready, 20)
+def test_sigterm_drains_and_exits_zero(serve_process: tuple[ServeProcess, int], pki: Pki) -> None:
+    served, port = serve_process
+    served.wait_ready()
+    assert request(port, "/readyz", pki.context()).status == 200
     user = pki.client_ca.issue("jane")
     assert request(port, METRIC_PATH, pki.context(user)).status == 200
     # GIVEN a serving process WHEN it gets SIGTERM THEN it drains and exits 0
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(15) == 0
-    assert process.stderr is not None
-    log = process.stderr.read()
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(15) == 0
+    log = served.wait_log_closed()
     assert "draining" in log
     assert "stopped" in log
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.server_harness import Pki, request, stop_process
+from tests.support.serve_process import ServeProcess
+from tests.support.server_harness import Pki, request
 from tidegauge.localredis import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -24,26 +23,18 @@ def test_sigterm_keeps_serving_during_the_shutdown_delay_with_readiness_failing(
 ) -> None:
     pki = Pki(tmp_path)
     port = free_port()
-    command = [
-        sys.executable, "-m", "tidegauge.cli", "serve",
+    args = [
         "--bind-address", "127.0.0.1", "--secure-port", str(port), "--metrics-port", "0",
         "--tls-cert-file", pki.cert_file, "--tls-private-key-file", pki.key_file,
         "--client-ca-file", pki.client_ca_file, "--authentication-skip-lookup",
         "--authorization-mode", "AlwaysAllowAuthenticated", "--redis-url", redis_server.url,
         "--shutdown-delay-duration", str(DELAY),
     ]  # fmt: skip
-    environment = {**os.environ, "TIDEGAUGE_CONFIG": ""}
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environment)
+    served = ServeProcess(args, {**os.environ, "TIDEGAUGE_CONFIG": ""})
+    process = served.process
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, "the server exited before it was ready"
-            assert time.monotonic() < deadline, "the server did not start"
-            try:
-                if request(port, "/readyz", pki.context(), timeout=2).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
+        served.wait_ready()
+        assert request(port, "/readyz", pki.context()).status == 200
         # GIVEN SIGTERM
         signalled = time.monotonic()
         process.send_signal(signal.SIGTERM)
@@ -57,7 +48,6 @@ def test_sigterm_keeps_serving_during_the_shutdown_delay_with_readiness_failing(
         # AND after the delay it drains and exits 0
         assert process.wait(DELAY + 15) == 0
         assert time.monotonic() - signalled >= DELAY
-        assert process.stderr is not None
-        assert "readiness failing" in process.stderr.read()
+        assert "readiness failing" in served.wait_log_closed()
     finally:
-        stop_process(process)
+        served.stop()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import ssl
-import time
 from pathlib import Path
 
 import pytest
 import trustme
 
+from tests.support.log_event import log_event
 from tests.support.server_harness import (
     Pki,
     ServerThread,
@@ -39,13 +39,6 @@ def write_leaf(ca: trustme.CA, key_type: trustme.KeyType, cert_file: Path, key_f
     return hashlib.sha256(ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode())).hexdigest()
 
 
-def wait_served(port: int, ca: trustme.CA, digest: str, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while served_digest(port, ca) != digest:
-        assert time.monotonic() < deadline, "the rotated certificate was not served"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize(
     ("first", "second"), [(ECDSA, RSA), (RSA, ECDSA), (ECDSA, ECDSA), (RSA, RSA)], ids=lambda k: k.name
 )
@@ -61,9 +54,10 @@ def test_rotated_certificate_of_any_key_type_is_served_to_new_connections(
     with ServerThread(settings, server_config(redis_server.url)) as server:
         assert served_digest(server.port, ca) == initial
         # GIVEN the files rotated to a certificate of another (or the same) key type
-        rotated = write_leaf(ca, second, cert_file, key_file)
+        with log_event("tidegauge.server.tls", "reloaded the serving certificate") as reloaded:
+            rotated = write_leaf(ca, second, cert_file, key_file)
+            assert reloaded.wait(10), "the rotated certificate was not loaded"
         # THEN new handshakes get the new certificate, and only it
-        wait_served(server.port, ca, rotated)
         assert {served_digest(server.port, ca) for _ in range(5)} == {rotated}
         context = ssl.create_default_context()
         ca.configure_trust(context)

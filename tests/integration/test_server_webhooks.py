@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support.kube_fake import SERVICE_ACCOUNT_TOKEN, FakeKubeApiServer
+from tests.support.log_event import log_event
 from tests.support.pki import CertificateAuthority, Issued
 from tests.support.server_harness import (
     Pki,
@@ -21,9 +21,10 @@ from tests.support.server_harness import (
     seed,
     server_config,
     settings_for,
+    webhook_settings,
 )
 from tidegauge.localredis import RedisServer
-from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode
+from tidegauge.server.settings import AuthenticationFlags
 
 pytestmark = pytest.mark.integration
 
@@ -47,19 +48,7 @@ def seeded(redis_server: RedisServer) -> str:
 
 @pytest.fixture
 def server(pki: Pki, kube: FakeKubeApiServer, seeded: str) -> Iterator[ServerThread]:
-    kubeconfig = kube.write_kubeconfig()
-    flags = AuthenticationFlags(
-        client_ca_file=pki.client_ca_file,
-        requestheader_client_ca_file=pki.proxy_ca_file,
-        authentication_kubeconfig=kubeconfig,
-        skip_lookup=True,
-    )
-    settings = settings_for(
-        pki,
-        authentication=flags,
-        authorization_mode=AuthorizationMode.WEBHOOK,
-        authorization_kubeconfig=kubeconfig,
-    )
+    settings = webhook_settings(pki, kube.write_kubeconfig())
     with ServerThread(settings, server_config(seeded)) as thread:
         yield thread
 
@@ -190,11 +179,10 @@ def test_cas_come_from_the_config_map_and_rotate(pki: Pki, kube: FakeKubeApiServ
         # WHEN the front-proxy CA rotates in the ConfigMap THEN the new proxy certificate is accepted
         new_ca = CertificateAuthority("proxy-ca-2")
         new_proxy = new_ca.issue("front-proxy-client")
-        kube.config_map = _config_map(pki.client_ca, new_ca)
-        deadline = time.monotonic() + 10
-        while not accepted(server, pki, new_proxy):
-            assert time.monotonic() < deadline, "rotated CA not picked up"
-            time.sleep(0.05)
+        with log_event("tidegauge.server.runner", "authentication config updated") as updated:
+            kube.config_map = _config_map(pki.client_ca, new_ca)
+            assert updated.wait(10), "rotated CA not picked up"
+        assert accepted(server, pki, new_proxy)
         # AND the old proxy certificate no longer passes the handshake of a new connection (a fresh
         # TLS context trusts exactly the configured CAs), as a certificate of an unknown CA
         with pytest.raises((ConnectionError, ssl.SSLError)):

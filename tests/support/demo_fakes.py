@@ -82,6 +82,16 @@ class DirectMetrics:
         value = self.aws.cpu_points[-1][1] if self.aws.cpu_points else 5.0
         return MetricReading(value, 1, 2.0)
 
+    def fetch_object(
+        self, namespace: str, resource: str, name: str, metric: str
+    ) -> MetricReading | FailedReading:
+        """The Object metric of the consumer Deployment: the same backlog, recorded by its object."""
+        self.requests.append((namespace, metric, f"{resource}/{name}"))
+        if self.failing:
+            return FailedReading(503, "Redis unavailable")
+        depth = self.aws.queue_depth()
+        return MetricReading(float(depth.visible + depth.in_flight + depth.delayed), 1, 2.0)
+
 
 @dataclass
 class SampledMetrics:
@@ -108,3 +118,8 @@ class SampledMetrics:
         if value is None:
             return FailedReading(404, f"no sample of {metric} yet")
         return MetricReading(value, 1, self.wall() - self._sampled_at)
+
+    def fetch_object(
+        self, namespace: str, resource: str, name: str, metric: str
+    ) -> MetricReading | FailedReading:
+        return self.fetch(namespace, metric, "")

@@ -127,6 +127,22 @@ def settings_for(pki: Pki, **overrides: Any) -> ServerSettings:
     return ServerSettings(**values)
 
 
+def webhook_settings(pki: Pki, kubeconfig: str) -> ServerSettings:
+    """Settings that send TokenReviews and SubjectAccessReviews to the kube-apiserver of ``kubeconfig``."""
+    flags = AuthenticationFlags(
+        client_ca_file=pki.client_ca_file,
+        requestheader_client_ca_file=pki.proxy_ca_file,
+        authentication_kubeconfig=kubeconfig,
+        skip_lookup=True,
+    )
+    return settings_for(
+        pki,
+        authentication=flags,
+        authorization_mode=AuthorizationMode.WEBHOOK,
+        authorization_kubeconfig=kubeconfig,
+    )
+
+
 class ServerThread:
     """A :class:`Server` on its own event loop in a daemon thread; use as a context manager."""
 
@@ -229,6 +245,9 @@ class PassThroughStore:
 
     async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
         return await self.store.read_latest(metric, selector)
+
+    async def metric_names(self) -> set[str]:
+        return await self.store.metric_names()
 
     async def ping(self) -> bool:
         return await self.store.ping()

@@ -38,10 +38,9 @@ MINUTE = align_down(NOW, 60)
 def stat_query(metric: str = "orders_per_minute", value: str = "prod", **overrides: Any) -> CloudWatchQuery:
     settings: dict[str, Any] = {
         "metric": metric,
-        "namespace": "Shop",
-        "metric_name": "Orders",
-        "stat": "Sum",
-        "dimensions": (("Env", value),),
+        "metric_stat": MetricStatSpec(
+            namespace="Shop", metric_name="Orders", stat="Sum", dimensions=(("Env", value),)
+        ),
     }
     settings.update(overrides)
     return CloudWatchQuery(**settings)
@@ -336,10 +335,12 @@ def test_missing_as_zero_is_zero_at_the_last_complete_period() -> None:
     query = CloudWatchQuery(
         metric=preset.metric,
         labels=(("cluster", "shop"),),
-        namespace=preset.namespace,
-        metric_name=preset.metric_name,
-        stat=preset.stat,
-        dimensions=(("DBClusterIdentifier", "shop"),),
+        metric_stat=MetricStatSpec(
+            namespace=preset.namespace,
+            metric_name=preset.metric_name,
+            stat=preset.stat,
+            dimensions=(("DBClusterIdentifier", "shop"),),
+        ),
         missing_as_zero=True,
     )
     planned = PlannedQuery(cw_source(query), query, "q0")
@@ -406,10 +407,12 @@ def test_consumed_capacity_preset_is_served_per_second(cloudwatch: Any, executor
     query = CloudWatchQuery(
         metric=preset.metric,
         labels=(("table", "carts"),),
-        namespace=preset.namespace,
-        metric_name=preset.metric_name,
-        stat=preset.stat,
-        dimensions=(("TableName", "carts"),),
+        metric_stat=MetricStatSpec(
+            namespace=preset.namespace,
+            metric_name=preset.metric_name,
+            stat=preset.stat,
+            dimensions=(("TableName", "carts"),),
+        ),
         scale=preset.scale,
     )
 
@@ -444,10 +447,12 @@ def test_sqs_throughput_presets_are_served_per_second(
     query = CloudWatchQuery(
         metric=preset.metric,
         labels=((preset.label, "orders"),),
-        namespace=preset.namespace,
-        metric_name=preset.metric_name,
-        stat=preset.stat,
-        dimensions=((preset.dimension, "orders"),),
+        metric_stat=MetricStatSpec(
+            namespace=preset.namespace,
+            metric_name=preset.metric_name,
+            stat=preset.stat,
+            dimensions=((preset.dimension, "orders"),),
+        ),
         scale=preset.scale,
         missing_as_zero=preset.missing_as_zero,
     )

@@ -18,6 +18,7 @@ from tidegauge.config import (
     ConfigError,
     ExposureDecision,
     Fallback,
+    MetricStatSpec,
     SqsSource,
     load_config,
     parse_config,
@@ -100,8 +101,13 @@ def test_example_config_loads() -> None:
     aurora = config.source("aurora")
     assert isinstance(aurora, CloudWatchSource)
     cpu = next(query for query in aurora.queries if query.metric == "aurora_cpu_percent")
-    assert (cpu.namespace, cpu.metric_name, cpu.stat) == ("AWS/RDS", "CPUUtilization", "Average")
-    assert cpu.dimensions == (("DBClusterIdentifier", "prod"),)
+    assert cpu.metric_stat == MetricStatSpec(
+        namespace="AWS/RDS",
+        metric_name="CPUUtilization",
+        stat="Average",
+        dimensions=(("DBClusterIdentifier", "prod"),),
+    )
+    assert cpu.description == PRESETS["aurora_cpu"].description
     assert cpu.labels == (("cluster", "prod"),)
     assert config.metric_policy("sqs_messages").fallback == Fallback(value=0.0, after_seconds=300.0)
     assert config.exposure is not None
@@ -123,6 +129,7 @@ def test_example_config_documents_every_field() -> None:
         *schema.WINDOW_KEYS,
         *schema.DERIVED_KEYS,
         *schema.EXPOSURE_KEYS,
+        *schema.OBJECT_KEYS,
     )
 
     assert sorted({key for key in schema_keys if f"{key}:" not in text}) == []
@@ -138,7 +145,7 @@ def test_default_config_is_the_demo() -> None:
     demo_db = config.source("demo-db")
     assert isinstance(demo_db, CloudWatchSource)
     assert [query.metric for query in demo_db.queries] == ["aurora_cpu_percent"]
-    assert demo_db.queries[0].dimensions == (("DBClusterIdentifier", "demo"),)
+    assert demo_db.queries[0].metric_stats[0].dimensions == (("DBClusterIdentifier", "demo"),)
 
 
 def test_json_document_is_accepted() -> None:
@@ -600,12 +607,12 @@ def test_preset_is_expanded_for_collectors() -> None:
     (expanded,) = query.queries
 
     assert expanded.metric == "dynamodb_consumed_write_per_second"
-    assert (expanded.namespace, expanded.metric_name, expanded.stat) == (
-        "AWS/DynamoDB",
-        "ConsumedWriteCapacityUnits",
-        "Sum",
+    assert expanded.metric_stat == MetricStatSpec(
+        namespace="AWS/DynamoDB",
+        metric_name="ConsumedWriteCapacityUnits",
+        stat="Sum",
+        dimensions=(("TableName", "carts"),),
     )
-    assert expanded.dimensions == (("TableName", "carts"),)
     assert expanded.labels == (("table", "carts"),)
     assert expanded.scale == pytest.approx(1 / 60)
     assert not expanded.is_expression

@@ -92,3 +92,12 @@ def test_children_do_not_inherit_aws_or_tidegauge_settings(monkeypatch: pytest.M
     assert env["HOME_GROWN"] == "kept"
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL_SQS", "TIDEGAUGE_REDIS_SECRET", "KUBERNETES_SERVICE_HOST"):
         assert name not in env
+
+
+def test_the_backlog_is_an_object_metric_unless_external_backlog_is_asked() -> None:
+    # GIVEN no option THEN the HPA reads the backlog as Deployment demo/orders-worker's Object metric
+    scenario, _ = build_scenario(parse())
+    assert scenario.backlog_object == "orders-worker"
+    # AND --external-backlog reads it as an External metric, as the CPU
+    scenario, _ = build_scenario(parse("--external-backlog"))
+    assert scenario.backlog_object is None

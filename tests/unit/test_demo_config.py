@@ -56,3 +56,21 @@ def test_the_generated_config_is_valid_and_matches_the_timing(compression: float
 def test_a_compression_that_is_not_positive_is_refused() -> None:
     with pytest.raises(ValueError, match="must be positive"):
         DemoTiming.for_compression(0)
+
+
+def test_the_generated_config_maps_the_queue_to_the_consumer_deployment() -> None:
+    config = validated(
+        demo_config_yaml(
+            "redis://127.0.0.1:6379/0",
+            DemoTiming.for_compression(5),
+            queue_name="demo-orders",
+            cluster_name="demo",
+        )
+    )
+    (rule,) = config.objects
+    assert (rule.metric, rule.selector, rule.resource.resource) == (
+        "sqs_messages",
+        "queue=demo-orders",
+        "deployments.apps",
+    )
+    assert (str(rule.namespace), str(rule.name)) == ("demo", "orders-worker")

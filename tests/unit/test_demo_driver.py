@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tests.support.clock import FakeClock
@@ -94,3 +96,19 @@ def test_an_overrunning_step_delays_the_run_instead_of_rushing_later_steps() -> 
     # THEN the run took one second plus its overrun, and the overrun is reported
     assert driver.lag_seconds == pytest.approx(1.0 - 1 / 12)
     assert clock.now - 1000.0 == pytest.approx(1.0 + driver.lag_seconds)
+
+
+def test_the_backlog_is_read_as_the_deployments_object_metric_when_the_scenario_says_so() -> None:
+    # GIVEN the short scenario whose backlog is the Object metric of Deployment orders-worker
+    scenario = dataclasses.replace(Scenario.short(), backlog_object="orders-worker")
+    driver, _, metrics, _, _ = driver_for(scenario)
+
+    # WHEN one sync runs
+    driver.run(15)
+
+    # THEN the backlog came through the custom metrics path of that Deployment, the CPU as External
+    assert metrics.requests[:2] == [
+        ("demo", SQS_METRIC, "deployments.apps/orders-worker"),
+        ("demo", CPU_METRIC, "cluster=demo"),
+    ]
+    assert driver.syncs[0].failures == {}

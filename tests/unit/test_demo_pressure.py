@@ -56,7 +56,7 @@ def test_the_config_collects_deletions_and_defines_the_derived_metric(compressio
     assert config.derived[PRESSURE_METRIC].expression == expression
     cloudwatch = config.sources[1]
     assert isinstance(cloudwatch, CloudWatchSource)
-    (deleted,) = (query for query in cloudwatch.queries if query.stat == "Sum")
+    (deleted,) = (q for q in cloudwatch.queries if q.metric_stat is not None and q.metric_stat.stat == "Sum")
     assert deleted.metric == "sqs_deleted_per_second"
     # one datapoint sums a period of wall seconds, i.e. period * compression simulated seconds
     assert deleted.scale == pytest.approx(1 / (timing.cloudwatch_period_seconds * compression))

@@ -42,6 +42,7 @@ BOUNDARIES = [
         "arn:aws:secretsmanager:eu-west-1:123456789012:secret:" + "s" * (2048 - 52),
     ),
     (names.SECRET_NAME, "s" * 512, "s" * 513),
+    (names.QUEUE_NAME, "q" * 75 + ".fifo", "q" * 76 + ".fifo"),
 ]
 GRAMMAR_NAMES = {id(value): key for key, value in vars(names).items() if isinstance(value, names.Grammar)}
 IDS = [GRAMMAR_NAMES[id(grammar)] for grammar, _, _ in BOUNDARIES]
@@ -166,3 +167,47 @@ def test_a_missing_or_empty_name_field_gets_the_grammars_fix() -> None:
         "use at most 63 lower-case letters, digits and '-', starting and ending alphanumeric",
     )
     assert fixes["sources[0].region"] == ("is empty", names.REGION.fix)
+
+
+@pytest.mark.parametrize(
+    ("url", "parts"),
+    [
+        ("https://sqs.eu-west-1.amazonaws.com/123456789012/orders", ("123456789012", "orders", "eu-west-1")),
+        (
+            "https://eu-west-1.queue.amazonaws.com/123456789012/jobs.fifo",
+            ("123456789012", "jobs.fifo", "eu-west-1"),
+        ),
+        (
+            "https://sqs.cn-north-1.amazonaws.com.cn/123456789012/orders",
+            ("123456789012", "orders", "cn-north-1"),
+        ),
+        ("http://127.0.0.1:5000/123456789012/orders", ("123456789012", "orders", None)),
+    ],
+)
+def test_queue_url_gives_account_name_and_the_region_its_host_names(
+    url: str, parts: tuple[str, str, str | None]
+) -> None:
+    parsed = names.queue_url(url)
+
+    assert parsed is not None
+    assert (parsed.account, parsed.name, parsed.region) == parts
+    assert names.queue_name(url) == parts[1]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "orders",
+        "ftp://sqs.eu-west-1.amazonaws.com/123456789012/orders",
+        "https://sqs.eu-west-1.amazonaws.com/orders",
+        "https://sqs.eu-west-1.amazonaws.com/12345/orders",
+        "https://sqs.eu-west-1.amazonaws.com/123456789012/orders\n",
+        "https://sqs.eu-west-1.amazonaws.com/123456789012/a/b",
+    ],
+)
+def test_queue_url_refuses_what_is_not_a_queue_url(url: str) -> None:
+    assert names.queue_url(url) is None
+
+
+def test_queue_name_of_a_bare_name_is_itself() -> None:
+    assert names.queue_name("orders") == "orders"

@@ -25,6 +25,9 @@ class EmptyStore:
     async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
         return []
 
+    async def metric_names(self) -> set[str]:
+        return set()
+
     async def ping(self) -> bool:
         return True
 

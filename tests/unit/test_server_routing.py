@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tidegauge.selectors import SelectorError, parse_selector
-from tidegauge.server.routing import RouteKind, resolve, selector_from_query
+from tidegauge.server.routing import RouteKind, custom_selectors_from_query, resolve, selector_from_query
 
 EXTERNAL = "/apis/external.metrics.k8s.io/v1beta1"
 
@@ -62,3 +62,65 @@ def test_selector_comes_from_the_first_label_selector_with_plus_as_space() -> No
 def test_malformed_selector_raises_selector_error() -> None:
     with pytest.raises(SelectorError):
         selector_from_query("labelSelector=queue+in+%28a")
+
+
+CUSTOM = "/apis/custom.metrics.k8s.io"
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (
+            f"{CUSTOM}/v1beta2/namespaces/shop/deployments.apps/my-app/http_requests",
+            {"resource": "deployments.apps", "name": "my-app", "subresource": "http_requests"},
+        ),
+        (
+            f"{CUSTOM}/v1beta1/namespaces/shop/pods/*/http_requests",
+            {"resource": "pods", "name": "*", "subresource": "http_requests"},
+        ),
+        (
+            f"{CUSTOM}/v1beta2/namespaces/shop/metrics/http_requests",
+            {"resource": "metrics", "name": "http_requests"},
+        ),
+    ],
+)
+def test_custom_metric_paths_review_as_request_info_factory_parses_them(
+    path: str, expected: dict[str, str]
+) -> None:
+    # GIVEN a custom metrics path WHEN resolved THEN a get of the path's resource, named, with the metric
+    # as subresource, in the path's namespace and version (k8s.io/apiserver RequestInfoFactory)
+    route = resolve(path)
+    assert route.kind is RouteKind.CUSTOM_METRIC
+    version = path.split("/")[3]
+    assert route.attributes.review_attributes() == {
+        "resourceAttributes": {
+            "namespace": "shop",
+            "verb": "get",
+            "group": "custom.metrics.k8s.io",
+            "version": version,
+            **expected,
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"{CUSTOM}/v1alpha1/namespaces/shop/deployments.apps/my-app/m",
+        f"{CUSTOM}/v1beta2/namespaces/shop/deployments.apps/my-app",
+        f"{CUSTOM}/v1beta2/namespaces/shop/deployments.apps//m",
+        f"{CUSTOM}/v1beta2/namespaces/shop/other/m",
+        f"{CUSTOM}/v1beta2/deployments.apps/my-app/m",
+    ],
+)
+def test_other_custom_group_paths_are_not_metric_reads(path: str) -> None:
+    assert resolve(path).kind is not RouteKind.CUSTOM_METRIC
+
+
+def test_custom_query_gives_both_selectors_and_a_bad_one_is_an_error() -> None:
+    pods, series = custom_selectors_from_query(
+        "labelSelector=app%3Dweb&metricLabelSelector=state+in+%28a%29&x=1"
+    )
+    assert (str(pods), str(series)) == ("app=web", "state in (a)")
+    with pytest.raises(SelectorError):
+        custom_selectors_from_query("metricLabelSelector=%3D%3D")

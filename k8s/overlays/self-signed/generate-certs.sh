@@ -6,7 +6,7 @@
 # Writes into OUTPUT_DIR (default: this script's directory, i.e. the overlay):
 #   certs/ca.crt, certs/ca.key     the CA (keep ca.key private; it is needed only to re-issue)
 #   certs/tls.crt, certs/tls.key   the serving certificate, for the Secret tidegauge-serving-cert
-#   api-service-ca-bundle.yaml     the APIService patch: caBundle = base64 of ca.crt, on one line
+#   api-service-ca-bundle.yaml     the APIServices' patch: caBundle = base64 of ca.crt, on one line
 # Then: kubectl apply -k k8s/overlays/self-signed
 #
 # Re-run it before the serving certificate expires (DAYS, default 365) and apply again; an existing CA
@@ -62,7 +62,8 @@ echo "created the serving certificate for ${service}.${namespace}.svc: $certs/tl
 
 ca_bundle="$(openssl base64 -A -in "$certs/ca.crt")"
 cat >"$out_dir/api-service-ca-bundle.yaml" <<PATCH
-# Written by generate-certs.sh: base64 of certs/ca.crt, on one line.
+# Written by generate-certs.sh: base64 of certs/ca.crt, on one line. The kustomization applies it to
+# every APIService (external and custom metrics), whatever the name below.
 apiVersion: apiregistration.k8s.io/v1
 kind: APIService
 metadata:

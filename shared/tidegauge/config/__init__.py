@@ -42,6 +42,7 @@ from tidegauge.config.model import (
     SqsSource,
     Window,
 )
+from tidegauge.config.objects import ObjectRule, ResourceType, Template
 from tidegauge.config.presets import PRESETS, Preset
 
 if TYPE_CHECKING:
@@ -80,11 +81,14 @@ __all__ = [
     "LastKnownGood",
     "MetricPolicy",
     "MetricStatSpec",
+    "ObjectRule",
     "Preset",
     "RedisSettings",
+    "ResourceType",
     "SamplingSettings",
     "Source",
     "SqsSource",
+    "Template",
     "Window",
     "load_config",
     "parse_config",

@@ -22,6 +22,7 @@ from tidegauge.config.model import (
     producer_max_age,
     producers,
 )
+from tidegauge.config.object_rules import parse_objects
 from tidegauge.config.policies import parse_exposure, parse_metric_entries
 from tidegauge.config.schema import (
     DEFAULTS_KEYS,
@@ -73,6 +74,7 @@ def build_config(data: Any, origin: str, url_override: tuple[str, str] | None) -
     check_query_ages(issues, placed_sources, entries, defaults)
     derived = parse_derived(root, produced)
     exposure = parse_exposure(root, produced | set(derived))
+    objects = parse_objects(root, produced)
     if issues.items:
         raise ConfigError(issues.items, origin)
     metrics = {
@@ -100,6 +102,7 @@ def build_config(data: Any, origin: str, url_override: tuple[str, str] | None) -
         metrics=MappingProxyType(metrics),
         exposure=exposure,
         derived=MappingProxyType(derived),
+        objects=objects,
     )
 
 

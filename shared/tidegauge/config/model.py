@@ -12,6 +12,8 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Final, Literal, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
+from tidegauge.config.objects import ObjectRule
+
 SCHEMA_VERSION: Final = 1
 DEFAULT_SQS_METRIC: Final = "sqs_messages"
 RESERVED_SQS_LABELS: Final = ("queue", "region", "account", "state")
@@ -103,10 +105,10 @@ class CloudWatchQuery:
     max_age_seconds: float | None = None
     missing_as_zero: bool = False
     scale: float = 1.0
-    namespace: str | None = None
-    metric_name: str | None = None
-    dimensions: Labels = ()
-    stat: str | None = None
+    description: str = ""
+    """What the metric means, for the store's metadata (a preset's own description; empty otherwise)."""
+    metric_stat: MetricStatSpec | None = None
+    """The one CloudWatch metric of a plain (or preset) query; None for an expression."""
     expression: str | None = None
     metrics: tuple[tuple[str, MetricStatSpec], ...] = ()
 
@@ -114,6 +116,13 @@ class CloudWatchQuery:
     def is_expression(self) -> bool:
         """True for a metric-math query, False for a plain metric stat."""
         return self.expression is not None
+
+    @property
+    def metric_stats(self) -> tuple[MetricStatSpec, ...]:
+        """Every CloudWatch metric this query reads: its metric stat, or an expression's members."""
+        if self.metric_stat is not None:
+            return (self.metric_stat,)
+        return tuple(spec for _, spec in self.metrics)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -228,6 +237,8 @@ class Config:
     metrics: Mapping[str, MetricPolicy] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     exposure: tuple[ExposureRule, ...] | None = None
     derived: Mapping[str, DerivedMetric] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    objects: tuple[ObjectRule, ...] = ()
+    """Which series describe which Kubernetes objects (the custom metrics API); see :mod:`.objects`."""
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], origin: str = "<mapping>") -> Config:

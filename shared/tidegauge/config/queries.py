@@ -81,13 +81,7 @@ def parse_query(issues: Issues, path: str, raw: Any, lookback: int) -> CloudWatc
     )
     if kind == "namespace/metric_name/stat":
         spec = _parse_stat_spec(section)
-        return dataclasses.replace(
-            query,
-            namespace=spec.namespace,
-            metric_name=spec.metric_name,
-            stat=spec.stat,
-            dimensions=spec.dimensions,
-        )
+        return dataclasses.replace(query, metric_stat=spec)
     if kind == "expression/metrics":
         expression, metrics = _parse_expression(section)
         return dataclasses.replace(query, expression=expression, metrics=metrics)
@@ -97,10 +91,13 @@ def parse_query(issues: Issues, path: str, raw: Any, lookback: int) -> CloudWatc
     return dataclasses.replace(
         query,
         labels=tuple(sorted((*labels, (preset.label, identifier)))),
-        namespace=preset.namespace,
-        metric_name=preset.metric_name,
-        stat=preset.stat,
-        dimensions=((preset.dimension, identifier),),
+        description=preset.description,
+        metric_stat=MetricStatSpec(
+            namespace=preset.namespace,
+            metric_name=preset.metric_name,
+            stat=preset.stat,
+            dimensions=((preset.dimension, identifier),),
+        ),
     )
 
 

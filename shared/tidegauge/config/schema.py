@@ -41,6 +41,7 @@ WINDOW_KEYS: Final = keys_of(Window)
 DERIVED_KEYS: Final = keys_of(DerivedMetric)
 EXPOSURE_KEYS: Final = keys_of(ExposureRule)
 STAT_KEYS: Final = keys_of(MetricStatSpec)
+OBJECT_KEYS: Final = ("metric", "selector", "resource", "kind", "api_version", "namespace", "name")
 
 SOURCE_TYPES: Final = ("sqs", "cloudwatch")
 COMMON_SOURCE_KEYS: Final = ("name", "type", "region", "account", "role_arn")

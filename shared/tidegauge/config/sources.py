@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
 from tidegauge import names
 from tidegauge.config.errors import Issues
@@ -35,11 +34,7 @@ _SOURCE_NAME = names.Grammar(
     63,
     "use at most 63 lower-case letters, digits and '-', starting and ending alphanumeric",
 )
-_QUEUE_NAME = re.compile(r"(?=.{1,80}\Z)[A-Za-z0-9_-]+(\.fifo)?")
 _QUEUE_PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,80}")
-_SQS_HOST_REGION = re.compile(
-    r"sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?|([a-z0-9-]+)\.queue\.amazonaws\.com(\.cn)?"
-)
 _MAX_TAGS = 50
 
 
@@ -185,42 +180,29 @@ def _parse_sqs(section: Section, common: _Common) -> SqsSource:
 def _check_queue(issues: Issues, path: str, name: str, common: _Common) -> bool:
     """Validate a queue name or URL (and that a URL agrees with the source); True when valid."""
     if "://" not in name:
-        if _QUEUE_NAME.fullmatch(name):
+        if names.QUEUE_NAME.accepts(name):
             return True
-        issues.add(
-            path,
-            f"{name!r} is neither a queue name nor a queue URL",
-            "use the queue name (at most 80 letters, digits, '-', '_', optional .fifo) or its https:// URL",
-        )
+        issues.add(path, f"{name!r} is neither a queue name nor a queue URL", names.QUEUE_NAME.fix)
         return False
-    parts = urlsplit(name)
-    segments = parts.path.strip("/").split("/")
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or len(segments) != 2
-        or not names.ACCOUNT.accepts(segments[0])
-        or not _QUEUE_NAME.fullmatch(segments[1])
-    ):
+    url = names.queue_url(name)
+    if url is None:
         issues.add(
             path,
             f"{name!r} is not a queue URL",
             "use https://sqs.<region>.amazonaws.com/<12-digit account>/<queue name>, or just the queue name",
         )
         return False
-    host = _SQS_HOST_REGION.fullmatch(parts.hostname)
-    url_region = (host.group(1) or host.group(3)) if host else None
-    if url_region and common.region and url_region != common.region:
+    if url.region and common.region and url.region != common.region:
         issues.add(
             path,
-            f"queue URL is in region {url_region} but the source's region is {common.region}",
+            f"queue URL is in region {url.region} but the source's region is {common.region}",
             "put the queue in a source for its own region",
         )
         return False
-    if common.account is not None and segments[0] != common.account:
+    if common.account is not None and url.account != common.account:
         issues.add(
             path,
-            f"queue URL belongs to account {segments[0]} but the source's account is {common.account}",
+            f"queue URL belongs to account {url.account} but the source's account is {common.account}",
             "put the queue in a source for its own account, or correct account",
         )
         return False

@@ -1,4 +1,4 @@
-"""The HPA's side of the wire: External metrics fetched as kube-apiserver's aggregator forwards them.
+"""The HPA's side of the wire: External and Object metrics fetched as the aggregator forwards them.
 
 The aggregator connects with its front-proxy client certificate and passes the HPA controller's
 identity in ``X-Remote-User``/``X-Remote-Group`` headers (one header per group); the HPA asks for
@@ -29,6 +29,7 @@ HPA_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
 HPA_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated")
 HPA_ACCEPT = "application/vnd.kubernetes.protobuf, */*"
 EXTERNAL_METRICS_PATH = "/apis/external.metrics.k8s.io/v1beta1"
+CUSTOM_METRICS_PATH = "/apis/custom.metrics.k8s.io/v1beta2"
 TIMEOUT_SECONDS = 5.0
 
 _SUFFIX_EXPONENTS = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
@@ -83,6 +84,25 @@ def external_metric_path(namespace: str, metric: str, selector: str) -> str:
     return f"{path}?labelSelector={quote_plus(selector)}" if selector else path
 
 
+def object_metric_path(namespace: str, resource: str, name: str, metric: str) -> str:
+    """The HPA's request path for an Object metric (custom.metrics.k8s.io v1beta2)."""
+    parts = (namespace, resource, name, metric)
+    return f"{CUSTOM_METRICS_PATH}/namespaces/" + "/".join(quote(part, safe="") for part in parts)
+
+
+def object_value(body: Any, now: float) -> MetricReading:
+    """An Object metric's MetricValueList as the HPA reads it: exactly one item; raises ValueError."""
+    if not isinstance(body, dict) or body.get("kind") != "MetricValueList":
+        raise ValueError("the answer is not a MetricValueList")
+    items = body.get("items")
+    if not isinstance(items, list) or len(items) != 1:
+        raise ValueError(f"an Object metric needs exactly one item, got {len(items or [])}")
+    (item,) = items
+    value = milli_value(parse_quantity(str(item["value"]))) / 1000
+    age = max(0.0, now - parse_timestamp(str(item["timestamp"])))
+    return MetricReading(value=value, items=1, age_seconds=age)
+
+
 def sum_items(body: Any, now: float) -> MetricReading:
     """Sum an ExternalMetricValueList's items like the HPA (milli-values); raises ValueError if malformed."""
     if not isinstance(body, dict) or body.get("kind") != "ExternalMetricValueList":
@@ -121,7 +141,15 @@ class AggregatorClient:
 
     def fetch(self, namespace: str, metric: str, selector: str) -> MetricReading | FailedReading:
         """GET one External metric as the HPA does."""
-        path = external_metric_path(namespace, metric, selector)
+        return self._fetch(external_metric_path(namespace, metric, selector), sum_items)
+
+    def fetch_object(
+        self, namespace: str, resource: str, name: str, metric: str
+    ) -> MetricReading | FailedReading:
+        """GET one Object metric (``metric`` of ``resource`` ``namespace/name``) as the HPA does."""
+        return self._fetch(object_metric_path(namespace, resource, name, metric), object_value)
+
+    def _fetch(self, path: str, read: Callable[[Any, float], MetricReading]) -> MetricReading | FailedReading:
         try:
             status, body = self._get(path)
         except (OSError, http.client.HTTPException) as error:
@@ -135,7 +163,7 @@ class AggregatorClient:
             message = document.get("message", "") if isinstance(document, dict) else ""
             return FailedReading(status, str(message))
         try:
-            return sum_items(document, self._clock())
+            return read(document, self._clock())
         except (ValueError, KeyError, TypeError) as error:
             return FailedReading(status, str(error))
 

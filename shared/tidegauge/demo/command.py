@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from tidegauge.demo.config import DEMO_DEPLOYMENT, DEMO_NAMESPACE
 from tidegauge.demo.run import EXIT_FAILED, Demo
 from tidegauge.demo.scenario import Scenario
 from tidegauge.demo.stack import StackError
@@ -67,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="scale on the derived metric orders_pressure (backlog, capped by what the database takes at "
         "70 %% CPU) with a dearer database; the chart shows the backlog and the CPU",
     )
+    parser.add_argument(
+        "--external-backlog",
+        action="store_true",
+        help="read the queue backlog as an External metric (default: as the Object metric of Deployment "
+        f"{DEMO_NAMESPACE}/{DEMO_DEPLOYMENT}, through custom.metrics.k8s.io; the CPU is External either way)",
+    )
 
 
 def build_scenario(args: argparse.Namespace) -> tuple[Scenario, int]:
@@ -86,6 +93,8 @@ def build_scenario(args: argparse.Namespace) -> tuple[Scenario, int]:
         scenario = dataclasses.replace(scenario, seed=args.seed)
     if args.derived_pressure:
         scenario = scenario.with_derived_pressure()
+    if not args.external_backlog:
+        scenario = dataclasses.replace(scenario, backlog_object=DEMO_DEPLOYMENT)
     return scenario, steps
 
 

@@ -26,6 +26,9 @@ QUIET_PERIOD_SECONDS = 120.0
 REGION = "us-east-1"
 SQS_SOURCE = "demo"
 CLOUDWATCH_SOURCE = "demo-db"
+DEMO_NAMESPACE = "demo"
+DEMO_DEPLOYMENT = "orders-worker"
+"""The Deployment the demo's queue describes (objects: rule), read by the HPA as an Object metric."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,16 @@ def demo_config_yaml(
     *,
     queue_name: str,
     cluster_name: str,
+    namespace: str = DEMO_NAMESPACE,
+    deployment: str = DEMO_DEPLOYMENT,
     derived_pressure: str | None = None,
 ) -> str:
-    """The YAML document the collectors read from SSM and the server from a file; with
-    ``derived_pressure`` (an expression), also the queue's deletions and the derived metric."""
+    """The YAML document the collectors read from SSM and the server from a file.
+
+    Its ``objects:`` rule says the queue's series describe Deployment ``namespace/deployment``, so the
+    same backlog is served as an External metric and as that Deployment's Object metric. With
+    ``derived_pressure`` (an expression), also the queue's deletions and the derived metric.
+    """
     document: dict[str, object] = {
         "version": 1,
         "redis": {"url": redis_url},
@@ -100,6 +109,15 @@ def demo_config_yaml(
                     }
                 ],
             },
+        ],
+        "objects": [
+            {
+                "metric": "sqs_messages",
+                "selector": f"queue={queue_name}",
+                "resource": "deployments.apps",
+                "namespace": namespace,
+                "name": deployment,
+            }
         ],
     }
     if derived_pressure is not None:

@@ -3,8 +3,9 @@
 Each simulated step (1 s by default, ``1 / compression`` wall seconds) the consumer pods delete what
 they received the step before and receive what they can process now, the producers send their
 messages, and the Aurora CPU follows the processing rate. Every sync period the HPA fetches both
-metrics through the aggregator path and reconciles. The collectors run on their own schedule in
-other processes; the loop only sees what reached the server through Redis.
+metrics through the aggregator path (the backlog as an Object metric of the consumer Deployment
+when the scenario says so, the CPU as an External metric) and reconciles. The collectors run on
+their own schedule in other processes; the loop only sees what reached the server through Redis.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Protocol
 
 from tidegauge.demo.aggregator import FailedReading, MetricReading
 from tidegauge.demo.aws import QueueDepth
-from tidegauge.demo.hpa import HorizontalPodAutoscaler
+from tidegauge.demo.hpa import HorizontalPodAutoscaler, MetricTarget
 from tidegauge.demo.scenario import PRESSURE_METRIC, SQS_METRIC, Scenario
 from tidegauge.demo.timeline import TimelinePoint
 from tidegauge.demo.workload import Pods, Workload
@@ -47,6 +48,9 @@ class ExternalMetrics(Protocol):
     """How the HPA reads a metric (:class:`~tidegauge.demo.aggregator.AggregatorClient`)."""
 
     def fetch(self, namespace: str, metric: str, selector: str) -> MetricReading | FailedReading: ...
+    def fetch_object(
+        self, namespace: str, resource: str, name: str, metric: str
+    ) -> MetricReading | FailedReading: ...
 
 
 @dataclass(frozen=True)
@@ -126,15 +130,21 @@ class Driver:
             failing = [
                 metric.name
                 for metric in self.scenario.hpa.metrics
-                if isinstance(
-                    self.aggregator.fetch(self.scenario.namespace, metric.name, metric.selector),
-                    FailedReading,
-                )
+                if isinstance(self._read(metric), FailedReading)
             ]
             if not failing or self.monotonic() >= deadline:
                 return failing
             self.check()
             self.sleep(0.25)
+
+    def _read(self, metric: MetricTarget) -> MetricReading | FailedReading:
+        """One metric as the HPA reads it: the backlog as an Object metric when the scenario says so."""
+        scenario = self.scenario
+        if metric.name == SQS_METRIC and scenario.backlog_object is not None:
+            return self.aggregator.fetch_object(
+                scenario.namespace, "deployments.apps", scenario.backlog_object, metric.name
+            )
+        return self.aggregator.fetch(scenario.namespace, metric.name, metric.selector)
 
     def run(self, steps: int | None) -> None:
         """Advance ``steps`` steps (None: until interrupted) at most ``compression`` times real time.
@@ -208,7 +218,7 @@ class Driver:
         ages: dict[str, float | None] = {}
         failures: dict[str, str] = {}
         for metric in self.scenario.hpa.metrics:
-            reading = self.aggregator.fetch(self.scenario.namespace, metric.name, metric.selector)
+            reading = self._read(metric)
             if isinstance(reading, MetricReading):
                 age = round(reading.age_seconds * self.compression, 1)
                 self._seen[metric.name] = _Seen(reading.value, self.t - age)

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import TextIO
 
 from tidegauge.config import RedisSettings
-from tidegauge.demo.aggregator import AggregatorClient, external_metric_path
+from tidegauge.demo.aggregator import AggregatorClient, external_metric_path, object_metric_path
 from tidegauge.demo.chart import render_chart
 from tidegauge.demo.config import DemoTiming
 from tidegauge.demo.driver import Driver
 from tidegauge.demo.report import Verdict, verdict, write_result
-from tidegauge.demo.scenario import CPU_TARGET_PERCENT, Scenario, pressure_expression
+from tidegauge.demo.scenario import CPU_TARGET_PERCENT, SQS_METRIC, Scenario, pressure_expression
 from tidegauge.demo.stack import CONFIG_PARAMETER_NAME, Stack
 from tidegauge.demo.view import LiveView, format_clock, summary
 from tidegauge.demo.workload import RateProfile, RateSegment, Workload
@@ -118,6 +118,11 @@ class Demo:
         self._say("")
         self._say(f"The stack keeps running (quiet workload, {quiet:g} msg/s). Query it as a real client:")
         self._say(f"  kubectl --kubeconfig {kubeconfig.resolve()} get --raw '{path}'")
+        if scenario.backlog_object is not None and backlog.name == SQS_METRIC:
+            custom = object_metric_path(
+                scenario.namespace, "deployments.apps", scenario.backlog_object, backlog.name
+            )
+            self._say(f"  kubectl --kubeconfig {kubeconfig.resolve()} get --raw '{custom}'")
         self._say("Press Ctrl-C to stop everything.")
         self._say("")
         self.holding = True
@@ -219,7 +224,13 @@ class Demo:
         stack, scenario, timing = self.stack, self.scenario, self.timing
         redis = "REDIS_URL" if stack.redis_server is None else "throw-away server"
         hpa = ", ".join(
-            f"{m.name}{{{m.selector}}} {m.target_type} {m.target:g}" for m in scenario.hpa.metrics
+            f"{m.name}{{{m.selector}}} {m.target_type} {m.target:g}"
+            + (
+                f" (Object of Deployment {scenario.namespace}/{scenario.backlog_object})"
+                if m.name == SQS_METRIC and scenario.backlog_object is not None
+                else " (External)"
+            )
+            for m in scenario.hpa.metrics
         )
         lines = [
             f"  redis       {RedisSettings(url=stack.redis_url).redacted_url} ({redis})",

@@ -95,6 +95,9 @@ class Scenario:
     seed: int
     derived_pressure: bool = False
     """Scale on :data:`PRESSURE_METRIC` (backlog capped by the database's CPU) instead of the raw two."""
+    backlog_object: str | None = None
+    """The Deployment (in ``namespace``) whose Object metric the HPA reads the backlog as, through
+    custom.metrics.k8s.io; None: the backlog is an External metric like the CPU."""
 
     def __post_init__(self) -> None:
         if self.simulated_seconds < MIN_SIMULATED_SECONDS:

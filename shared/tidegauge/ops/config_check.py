@@ -66,4 +66,7 @@ def summary(config: Config) -> str:
         lines.append(f"metric {metric}: max age {policy.max_age_seconds:g} s{fallback}")
     if config.exposure is not None:
         lines.append(f"exposure: {len(config.exposure)} rules")
+    for rule in config.objects:
+        namespace = f"{rule.namespace}/" if rule.namespace is not None else ""
+        lines.append(f"object {rule.resource.resource} {namespace}{rule.name}: series of {rule.metric}")
     return "\n".join(lines)

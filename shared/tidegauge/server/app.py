@@ -22,9 +22,13 @@ from tidegauge.server import errors
 from tidegauge.server.authn import Authenticator, UserInfo
 from tidegauge.server.authz import AuthorizationUnavailable, Authorizer
 from tidegauge.server.cache import TtlCache
+from tidegauge.server.custom import CustomMetricsProvider
+from tidegauge.server.custom_answer import answer_custom_metric
+from tidegauge.server.delegate import Delegate, HeldNames
 from tidegauge.server.discovery import Discovery
 from tidegauge.server.health import Readiness
 from tidegauge.server.openapi import OpenApi
+from tidegauge.server.pods import PodCache
 from tidegauge.server.provider import MetricNotFound
 from tidegauge.server.routing import Route, RouteKind, resolve, selector_from_query
 from tidegauge.server.settings import DEFAULT_RESPONSE_CACHE_BYTES
@@ -55,6 +59,13 @@ class Services:
     max_query_length: int = 8192
     request_timeout_seconds: float = 2.0
     """One deadline for the whole request: authentication, authorization and the store together."""
+    delegate: Delegate | None = None
+    """Where external metrics not in ``held`` are forwarded (see :mod:`.delegate`); None: answered here."""
+    held: HeldNames | None = None
+    custom: CustomMetricsProvider | None = None
+    """Custom metrics (``objects:`` rules); None: the custom metrics paths are not found."""
+    pods: PodCache | None = None
+    """The watched pods, for Pods metrics; None when no rule describes pods or no kube-apiserver."""
 
 
 _ANSWER_OVERHEAD_BYTES = 256
@@ -133,6 +144,10 @@ class Handler:
         await self._authorize(user, route)
         if route.kind is RouteKind.EXTERNAL_METRIC:
             return await self._external_metric(request, route)
+        if route.kind is RouteKind.CUSTOM_METRIC:
+            query = self._checked_query(request, route)
+            body = await answer_custom_metric(services.custom, services.pods, route, query)
+            return web.Response(body=body, content_type=JSON)
         if route.kind is RouteKind.GROUP_LIST:
             body, content_type = services.discovery.group_list(request.headers.get("Accept"))
             return web.Response(body=body, headers={"Content-Type": content_type})
@@ -147,8 +162,9 @@ class Handler:
         if not decision.allowed:
             raise errors.forbidden(route.attributes.denial(user, decision.reason))
 
-    async def _external_metric(self, request: web.BaseRequest, route: Route) -> web.Response:
-        namespace, metric = route.namespace, route.metric
+    def _checked_query(self, request: web.BaseRequest, route: Route) -> str:
+        """The raw query string, once the path's namespace and the query's length are known good (400)."""
+        namespace = route.namespace
         if not NAMESPACE.accepts(namespace):
             raise errors.bad_request(f"invalid namespace {namespace[:100]!r}: it must be a DNS label")
         query = request.rel_url.raw_query_string
@@ -157,6 +173,16 @@ class Handler:
                 f"the query string is {len(query)} characters long, "
                 f"more than {self.services.max_query_length}"
             )
+        return query
+
+    async def _external_metric(self, request: web.BaseRequest, route: Route) -> web.Response:
+        namespace, metric = route.namespace, route.metric
+        query = self._checked_query(request, route)
+        delegate, held = self.services.delegate, self.services.held
+        if delegate is not None and held is not None and metric not in held:
+            answer = await delegate.forward(request.rel_url.raw_path, query, request.headers.get("Accept"))
+            content_type = {"Content-Type": answer.content_type}
+            return web.Response(body=answer.body, status=answer.status, headers=content_type)
         selector = selector_from_query(query)
         key = (namespace, metric, selector)
         body = self._bodies.get(key)

@@ -3,6 +3,13 @@
 Attributes follow k8s.io/apiserver's request info: an external metric read is a resource request
 (verb ``list``, group ``external.metrics.k8s.io``, version ``v1beta1``, resource = the metric name,
 namespace from the path); discovery and OpenAPI are non-resource ``{"path", "verb": "get"}``.
+
+A custom metric read is what ``RequestInfoFactory`` (k8s.io/apiserver pkg/endpoints/request/
+requestinfo.go, which custom-metrics-apiserver does not override) makes of its path
+``namespaces/{ns}/{resource}/{name}/{metric}``: verb ``get`` (a name is present, ``*`` included),
+resource = the path's resource as sent (``deployments.apps``), name = the object's name,
+subresource = the metric; for ``namespaces/{ns}/metrics/{metric}``: resource ``metrics``, name = the
+metric, no subresource. RBAC rules thus say ``resources: ["deployments.apps/http_requests"]`` or ``*``.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ class Attributes:
     group: str | None = None
     version: str | None = None
     resource: str | None = None
+    name: str | None = None
+    subresource: str | None = None
 
     @property
     def is_resource_request(self) -> bool:
@@ -44,15 +53,23 @@ class Attributes:
                 "version": self.version or "",
                 "resource": self.resource,
             }
+            if self.name:
+                attributes["name"] = self.name
+            if self.subresource:
+                attributes["subresource"] = self.subresource
             return {"resourceAttributes": attributes}
         return {"nonResourceAttributes": {"path": self.path, "verb": self.verb}}
 
     def denial(self, user: UserInfo, reason: str = "") -> str:
         """A message in upstream's words, e.g. ``User "bob" cannot list resource "m" in API group …``."""
         if self.is_resource_request:
+            resource = self.resource or ""
+            if self.subresource:
+                resource = f"{resource}/{self.subresource}"
+            named = f" {_quoted(self.name)}" if self.name else ""
             message = (
-                f"{self.resource}.{self.group} is forbidden: User {_quoted(user.name)} cannot {self.verb} "
-                f"resource {_quoted(self.resource or '')} in API group {_quoted(self.group or '')} "
+                f"{self.resource}.{self.group}{named} is forbidden: User {_quoted(user.name)} cannot "
+                f"{self.verb} resource {_quoted(resource)} in API group {_quoted(self.group or '')} "
                 f"in the namespace {_quoted(self.namespace or '')}"
             )
         else:

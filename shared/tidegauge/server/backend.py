@@ -31,6 +31,7 @@ class ServerStore(Protocol):
     """What the server needs of :class:`AsyncStore` (tests pass a wrapper)."""
 
     async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]: ...
+    async def metric_names(self) -> set[str]: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
 
@@ -151,6 +152,9 @@ class RedisBackend:
             return [(None, []) for _ in keys]
 
         return await self._call(read)
+
+    async def metric_names(self) -> set[str]:
+        return await self._call(lambda store: store.metric_names())
 
     async def ping(self) -> bool:
         return await self._call(lambda store: store.ping())

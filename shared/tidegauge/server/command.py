@@ -14,9 +14,12 @@ from tidegauge.server.backend import RedisUrlFile
 from tidegauge.server.runner import SettingsError, serve
 from tidegauge.server.settings import (
     DEFAULT_RESPONSE_CACHE_BYTES,
+    SERVICE_ACCOUNT_TOKEN_FILE,
     AuthenticationFlags,
     AuthorizationMode,
     ConnectionLimits,
+    DelegateSettings,
+    KedaScalerSettings,
     ServerSettings,
 )
 
@@ -117,10 +120,102 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_RESPONSE_CACHE_BYTES,
         help="size bound of the shared answers, bytes",
     )
+    _delegate_arguments(parser)
+    _keda_arguments(parser)
     limits = ConnectionLimits()
     bounds = parser.add_argument_group("connection bounds (see docs/server.md, Bounds)")
     for flag, field_name, kind, help_text in _BOUND_FLAGS:
         bounds.add_argument(flag, type=kind, default=getattr(limits, field_name), help=help_text)
+
+
+def _delegate_arguments(parser: argparse.ArgumentParser) -> None:
+    delegate = parser.add_argument_group("delegation (see docs/keda.md)")
+    delegate.add_argument(
+        "--delegate-external-metrics",
+        metavar="URL",
+        default=os.environ.get(environment.DELEGATE_EXTERNAL_METRICS) or None,
+        help="forward external metrics tidegauge does not hold to this adapter, e.g. "
+        "https://keda-operator-metrics-apiserver.keda.svc:443 "
+        f"(default ${environment.DELEGATE_EXTERNAL_METRICS})",
+    )
+    delegate.add_argument(
+        "--delegate-ca-file",
+        default=os.environ.get(environment.DELEGATE_CA_FILE) or None,
+        help="CA bundle verifying the delegate's serving certificate "
+        f"(default ${environment.DELEGATE_CA_FILE}, else the system's)",
+    )
+    delegate.add_argument(
+        "--delegate-token-file",
+        default=os.environ.get(environment.DELEGATE_TOKEN_FILE) or SERVICE_ACCOUNT_TOKEN_FILE,
+        help="bearer token presented to the delegate, re-read when it rotates; '' sends none "
+        f"(default ${environment.DELEGATE_TOKEN_FILE}, else {SERVICE_ACCOUNT_TOKEN_FILE})",
+    )
+    delegate.add_argument(
+        "--delegate-timeout",
+        default=os.environ.get(environment.DELEGATE_TIMEOUT) or "1.0",
+        help=f"deadline of one forwarded request, s (default ${environment.DELEGATE_TIMEOUT}, else 1.0)",
+    )
+
+
+def _keda_arguments(parser: argparse.ArgumentParser) -> None:
+    keda = parser.add_argument_group("KEDA external scaler (needs tidegauge[keda]; see docs/keda.md)")
+    keda.add_argument(
+        "--keda-scaler-port",
+        default=os.environ.get(environment.KEDA_SCALER_PORT) or None,
+        help="also serve KEDA's external scaler (gRPC over TLS with the serving certificate) on this port "
+        f"(default ${environment.KEDA_SCALER_PORT}; unset or 0: not served)",
+    )
+    keda.add_argument(
+        "--keda-scaler-client-ca-file",
+        default=os.environ.get(environment.KEDA_SCALER_CLIENT_CA_FILE) or None,
+        help="require client certificates (KEDA's tlsClientCert) that chain to this CA bundle "
+        f"(default ${environment.KEDA_SCALER_CLIENT_CA_FILE})",
+    )
+
+
+def _keda_settings(args: argparse.Namespace) -> KedaScalerSettings | None:
+    text = args.keda_scaler_port
+    if text is None:
+        return None
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise SettingsError(f"--keda-scaler-port must be a port number (1-65535, 0: off), not {text!r}")
+    if port == 0:
+        return None
+    return KedaScalerSettings(port=port, client_ca_file=args.keda_scaler_client_ca_file)
+
+
+def _delegate_settings(args: argparse.Namespace) -> DelegateSettings | None:
+    url: str | None = args.delegate_external_metrics
+    if not url:
+        return None
+    if not url.startswith("https://"):
+        raise SettingsError(
+            f"--delegate-external-metrics {url!r}: give an https:// URL "
+            "(e.g. https://keda-operator-metrics-apiserver.keda.svc:443)"
+        )
+    try:
+        timeout = float(args.delegate_timeout)
+    except ValueError:
+        timeout = 0.0
+    if not timeout > 0:
+        raise SettingsError(
+            f"--delegate-timeout must be a positive number of seconds, not {args.delegate_timeout!r}"
+        )
+    if timeout >= args.request_timeout:
+        raise SettingsError(
+            f"--delegate-timeout ({timeout:g} s) must be below --request-timeout "
+            f"({args.request_timeout:g} s), so that a slow delegate is a 503 within the request's deadline"
+        )
+    return DelegateSettings(
+        url=url,
+        ca_file=args.delegate_ca_file,
+        token_file=args.delegate_token_file or None,
+        timeout_seconds=timeout,
+    )
 
 
 def _split(values: list[str] | None) -> tuple[str, ...] | None:
@@ -171,6 +266,8 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
         ),
         response_cache_seconds=args.response_cache_seconds,
         tls_reload_interval_seconds=args.tls_reload_interval,
+        delegate=_delegate_settings(args),
+        keda_scaler=_keda_settings(args),
     )
 
 

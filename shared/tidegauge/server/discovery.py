@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tidegauge.server import errors
+from tidegauge.server.types import CUSTOM_GROUP
 
 AGGREGATED_GROUP = "apidiscovery.k8s.io"
 AGGREGATED_KIND = "APIGroupDiscoveryList"
@@ -44,6 +45,17 @@ class ServedGroupVersion:
 EXTERNAL_METRICS = ServedGroupVersion(
     "external.metrics.k8s.io", "v1beta1", (ApiResource("externalmetrics", "ExternalMetricValueList"),)
 )
+CUSTOM_METRICS_VERSIONS = ("v1beta2", "v1beta1")
+"""Served custom metrics versions, preferred first (the HPA picks the preferred one from discovery)."""
+
+
+def custom_metrics(version: str, metrics: Sequence[tuple[str, str]]) -> ServedGroupVersion:
+    """``custom.metrics.k8s.io/<version>`` listing ``<resource>/<metric>`` per (resource, metric), as
+    custom-metrics-apiserver does; every entry namespaced, verbs ``get``, kind ``MetricValueList``."""
+    resources = tuple(
+        ApiResource(f"{resource}/{metric}", "MetricValueList") for resource, metric in dict.fromkeys(metrics)
+    )
+    return ServedGroupVersion(CUSTOM_GROUP, version, resources)
 
 
 class GroupListFormat(enum.Enum):
@@ -131,21 +143,11 @@ def _resource_list(served: ServedGroupVersion) -> dict[str, Any]:
 def _aggregated(served: Sequence[ServedGroupVersion], groups: Sequence[str], version: str) -> dict[str, Any]:
     items = []
     for group in groups:
-        versions = []
-        for s in served:
-            if s.group != group:
-                continue
-            resources = [
-                {
-                    "resource": r.name,
-                    "responseKind": {"group": "", "version": "", "kind": r.kind},
-                    "scope": "Namespaced" if r.namespaced else "Cluster",
-                    "singularResource": r.singular_name,
-                    "verbs": list(r.verbs),
-                }
-                for r in s.resources
-            ]
-            versions.append({"version": s.version, "resources": resources, "freshness": "Current"})
+        versions = [
+            {"version": s.version, "resources": _aggregated_resources(s), "freshness": "Current"}
+            for s in served
+            if s.group == group
+        ]
         items.append({"metadata": {"name": group, "creationTimestamp": None}, "versions": versions})
     return {
         "kind": AGGREGATED_KIND,
@@ -153,6 +155,40 @@ def _aggregated(served: Sequence[ServedGroupVersion], groups: Sequence[str], ver
         "metadata": {},
         "items": items,
     }
+
+
+def _aggregated_resources(served: ServedGroupVersion) -> list[dict[str, Any]]:
+    """Resources in v2 shape; ``parent/sub`` entries become subresources of a parent, which is added
+    (empty kind, no verbs) when not served itself, as the aggregator converts legacy lists
+    (k8s.io/apiserver endpoints/discovery/aggregated ``ConvertGroupVersionIntoToDiscovery``)."""
+    scope = {True: "Namespaced", False: "Cluster"}
+    parents: dict[str, dict[str, Any]] = {}
+    for r in served.resources:
+        parent, _, subresource = r.name.partition("/")
+        kind = {"group": "", "version": "", "kind": r.kind}
+        if not subresource:
+            entry = parents.setdefault(parent, {"resource": parent})
+            entry.update(
+                responseKind=kind,
+                scope=scope[r.namespaced],
+                singularResource=r.singular_name,
+                verbs=list(r.verbs),
+            )
+            continue
+        entry = parents.setdefault(
+            parent,
+            {
+                "resource": parent,
+                "responseKind": {"group": "", "version": "", "kind": ""},
+                "scope": scope[r.namespaced],
+                "singularResource": "",
+                "verbs": [],
+            },
+        )
+        entry.setdefault("subresources", []).append(
+            {"subresource": subresource, "responseKind": kind, "verbs": list(r.verbs)}
+        )
+    return list(parents.values())
 
 
 class Discovery:

@@ -1,6 +1,7 @@
 """A tiny asyncio client for the few kube-apiserver calls the server makes.
 
-TokenReview, SubjectAccessReview and reading one ConfigMap, over HTTPS with aiohttp. The connection
+TokenReview, SubjectAccessReview, reading one ConfigMap, and listing and watching pods (metadata
+only) for Pods metrics, over HTTPS with aiohttp. The connection
 comes from a kubeconfig file or, inside a pod, from the service account (token re-read on each call,
 since projected tokens rotate).
 """
@@ -13,9 +14,11 @@ import logging
 import os
 import ssl
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import yaml
@@ -25,6 +28,13 @@ from tidegauge.errors import UsageError
 logger = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+"""Pods as metadata only (name, namespace, labels: no spec or status), or plain JSON where unsupported."""
+WATCH_METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+POD_PAGE_SIZE = 500
+WATCH_SECONDS = 300
+"""How long one pod watch lasts before the apiserver ends it and it is resumed."""
+MAX_WATCH_EVENT_BYTES = 1 << 20
 
 
 class KubeError(Exception):
@@ -132,17 +142,23 @@ class KubeClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._session: aiohttp.ClientSession | None = None
 
-    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _open(self, accept: str) -> tuple[aiohttp.ClientSession, dict[str, str]]:
         if self._session is None:
             connector = aiohttp.TCPConnector(ssl=self.connection.ssl_context)
             self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         token = self.connection.bearer_token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        return self._session, headers
+
+    async def _call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, accept: str = "application/json"
+    ) -> dict[str, Any]:
+        session, headers = self._open(accept)
         url = f"{self.connection.server}{path}"
         try:
-            async with self._session.request(method, url, json=body, headers=headers) as response:
+            async with session.request(method, url, json=body, headers=headers) as response:
                 text = await response.text()
                 if response.status >= 300:
                     raise KubeError(f"{method} {path} answered {response.status}: {text[:300]}")
@@ -167,6 +183,38 @@ class KubeClient:
         """The ``data`` of a ConfigMap."""
         answer = await self._call("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
         return {str(key): str(value) for key, value in (answer.get("data") or {}).items()}
+
+    async def list_pods(self, continue_token: str | None) -> dict[str, Any]:
+        """One page of the pods of every namespace, metadata only."""
+        path = f"/api/v1/pods?limit={POD_PAGE_SIZE}"
+        if continue_token:
+            path += f"&continue={quote(continue_token, safe='')}"
+        return await self._call("GET", path, accept=METADATA_ONLY)
+
+    async def watch_pods(self, resource_version: str) -> AsyncIterator[dict[str, Any]]:
+        """The watch events of every namespace's pods after ``resource_version``, one JSON object a line,
+        until the apiserver ends the watch (``timeoutSeconds``)."""
+        session, headers = self._open(WATCH_METADATA_ONLY)
+        query = f"watch=1&allowWatchBookmarks=true&timeoutSeconds={WATCH_SECONDS}"
+        query += f"&resourceVersion={quote(resource_version, safe='')}"
+        url = f"{self.connection.server}/api/v1/pods?{query}"
+        timeout = aiohttp.ClientTimeout(total=WATCH_SECONDS + 30, sock_read=WATCH_SECONDS + 30)
+        try:
+            async with session.get(url, headers=headers, timeout=timeout) as response:
+                if response.status >= 300:
+                    text = await response.text()
+                    raise KubeError(f"watch of pods answered {response.status}: {text[:300]}")
+                while True:
+                    line = await response.content.readline()
+                    if not line:
+                        return
+                    if len(line) > MAX_WATCH_EVENT_BYTES:
+                        raise KubeError(f"a pod watch event of {len(line)} bytes: more than allowed")
+                    if line.strip():
+                        event: dict[str, Any] = json.loads(line)
+                        yield event
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            raise KubeError(f"watch of pods failed: {type(error).__name__}: {error}") from error
 
     async def close(self) -> None:
         if self._session is not None:

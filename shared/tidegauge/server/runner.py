@@ -18,11 +18,14 @@ import signal
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Protocol
 
 from aiohttp import web
 
 from tidegauge import __version__
 from tidegauge.config import Config
+from tidegauge.config.objects import PODS
 from tidegauge.errors import UsageError
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.redis_settings import connection_settings
@@ -32,27 +35,40 @@ from tidegauge.server.authconfig import AuthenticationConfig, AuthenticationConf
 from tidegauge.server.authn import Authenticator
 from tidegauge.server.authz import AlwaysAllowAuthenticated, Authorizer, WebhookAuthorizer
 from tidegauge.server.backend import RedisBackend, RedisUrlFile, ServerStore, connect_when_answering
-from tidegauge.server.discovery import EXTERNAL_METRICS, Discovery
+from tidegauge.server.custom import CustomMetricsProvider
+from tidegauge.server.delegate import Delegate, HeldNames
+from tidegauge.server.discovery import CUSTOM_METRICS_VERSIONS, EXTERNAL_METRICS, Discovery, custom_metrics
 from tidegauge.server.health import Readiness, RedisHealth
 from tidegauge.server.histories import SeriesHistories
 from tidegauge.server.kube import KubeClient, KubeConnection, from_kubeconfig, in_cluster
 from tidegauge.server.listener import Listener, connection_cap
 from tidegauge.server.openapi import OpenApi
+from tidegauge.server.pods import PodCache
 from tidegauge.server.provider import ExternalMetricsProvider
-from tidegauge.server.settings import AuthorizationMode, ConnectionLimits, ServerSettings
+from tidegauge.server.settings import AuthorizationMode, ConnectionLimits, KedaScalerSettings, ServerSettings
 from tidegauge.server.signals import SignalsProvider
 from tidegauge.server.telemetry import CONTENT_TYPE, Telemetry
 from tidegauge.server.tls import ServingTls
+from tidegauge.store import StoreError
 
 logger = logging.getLogger(__name__)
 
 SERVED = (EXTERNAL_METRICS,)
+"""The external metrics group version; :meth:`Server.build` adds the custom metrics versions."""
+POD_LIST_TIMEOUT_SECONDS = 30.0
+"""Bound of one page (500 pods) of the pod list, read in the background, never per request."""
 REDIS_CHECK_SECONDS = 5.0
 """How often Redis is pinged between requests, for the ``tidegauge_redis_up`` gauge."""
 
 
 class SettingsError(UsageError, ValueError):
     """Settings that cannot work together; the message names the flags and the fix."""
+
+
+class KedaScaler(Protocol):
+    """The part of :class:`tidegauge.keda.service.ScalerServer` the runner stops."""
+
+    async def stop(self) -> None: ...
 
 
 def _connection(kubeconfig: str | None) -> KubeConnection | None:
@@ -85,6 +101,8 @@ class Server:
         self._secure: Listener | None = None
         self._built = False
         self._url_file = RedisUrlFile(settings.redis_url_file) if settings.redis_url_file else None
+        self._keda: KedaScaler | None = None
+        self.keda_port = 0
 
     def _store_connector(self, telemetry: Telemetry) -> Callable[[], Awaitable[ServerStore]]:
         given = self._given_store
@@ -115,6 +133,22 @@ class Server:
         client = KubeClient(connection, timeout_seconds=self.settings.request_timeout_seconds * 0.75)
         self._kube_clients.append(client)
         return client
+
+    def _pod_cache(self) -> PodCache | None:
+        """The pod list+watch cache, when a rule describes pods and a kube-apiserver is known."""
+        if not any(rule.resource is PODS for rule in self.config.objects):
+            return None
+        settings = self.settings
+        kubeconfig = settings.authorization_kubeconfig or settings.authentication.authentication_kubeconfig
+        connection = _connection(kubeconfig)
+        if connection is None:
+            logger.warning(
+                "objects: rules describe pods, but no kube-apiserver is known: pods metrics are 404"
+            )
+            return None
+        client = KubeClient(connection, timeout_seconds=POD_LIST_TIMEOUT_SECONDS)
+        self._kube_clients.append(client)
+        return PodCache(client)
 
     def _authorizer(self, telemetry: Telemetry) -> Authorizer:
         settings = self.settings
@@ -180,18 +214,33 @@ class Server:
             record=telemetry.authentications.inc,
         )
         self.readiness = Readiness()
+        self.delegate: Delegate | None = None
+        self.held: HeldNames | None = None
+        if settings.delegate is not None:
+            self.delegate = Delegate(settings.delegate, record=telemetry.record_delegated)
+            self.held = HeldNames(
+                (*self.config.metric_names(), *self.config.metrics), self.store.metric_names
+            )
+        custom = CustomMetricsProvider(signals, self.config.objects)
+        self.pods = self._pod_cache()
+        entries = [(resource.resource, metric) for resource, metric in custom.metrics()]
+        self.served = (*SERVED, *(custom_metrics(version, entries) for version in CUSTOM_METRICS_VERSIONS))
         self.services = Services(
             provider=signals,
             authenticator=self.authenticator,
             authorizer=authorizer,
             readiness=self.readiness,
             telemetry=telemetry,
-            discovery=Discovery(SERVED),
-            openapi=OpenApi(SERVED, __version__),
+            discovery=Discovery(self.served),
+            openapi=OpenApi(self.served, __version__),
             response_cache_seconds=settings.response_cache_seconds,
             response_cache_bytes=settings.response_cache_bytes,
             max_query_length=settings.max_query_length,
             request_timeout_seconds=settings.request_timeout_seconds,
+            delegate=self.delegate,
+            held=self.held,
+            custom=custom,
+            pods=self.pods,
         )
         self._built = True
 
@@ -200,6 +249,8 @@ class Server:
         if not self._built:
             await self.build()
         settings, telemetry = self.settings, self.telemetry
+        if self.held is not None:
+            await self.refresh_held()  # before the port opens: the store's names are held from the start
         limits = dataclasses.replace(
             settings.connections, max_connections=connection_cap(settings.connections.max_connections)
         )
@@ -210,6 +261,8 @@ class Server:
             secure_runner, limits, settings.bind_address, settings.secure_port, telemetry, self._tls_context
         )
         self._secure, self.secure_port = secure, secure.port
+        if settings.keda_scaler is not None:
+            await self._start_keda_scaler(settings.keda_scaler)
         if settings.metrics_port is not None:
             metrics_runner = web.AppRunner(
                 _metrics_app(telemetry), access_log=None, shutdown_timeout=settings.shutdown_timeout_seconds
@@ -231,6 +284,13 @@ class Server:
                 lambda: self._refresh_auth(self.auth_loader),
             ),
         ]
+        if self.held is not None:
+            assert settings.delegate is not None  # held names are kept only when delegating
+            self._tasks.append(
+                tasks.start_periodic("held-names", settings.delegate.held_refresh_seconds, self.refresh_held)
+            )
+        if self.pods is not None:
+            self._tasks.append(asyncio.create_task(self.pods.run(), name="pod-watch"))
         if self._url_file is not None:
             self._tasks.append(
                 tasks.start_periodic(
@@ -239,10 +299,33 @@ class Server:
             )
         logger.info(
             "serving %s on https://%s:%s",
-            ", ".join(s.group_version for s in SERVED),
+            ", ".join(s.group_version for s in self.served),
             settings.bind_address,
             secure,
         )
+
+    async def _start_keda_scaler(self, keda: KedaScalerSettings) -> None:
+        """KEDA's external scaler on its own port, from the same provider (imported only when asked:
+        the server runs without the ``tidegauge[keda]`` extra)."""
+        try:
+            from tidegauge.keda.service import ExternalScaler, ScalerServer, ScalerTls
+        except ImportError as error:
+            raise SettingsError(
+                f"--keda-scaler-port needs the KEDA extra: pip install 'tidegauge[keda]' ({error})"
+            ) from error
+        settings = self.settings
+        serving = self.tls
+        tls = ScalerTls(
+            lambda: serving.pair, Path(keda.client_ca_file).read_bytes() if keda.client_ca_file else None
+        )
+        scaler = ExternalScaler(
+            self.services.provider,
+            self.telemetry,
+            call_timeout_seconds=settings.request_timeout_seconds,
+            stream_interval_seconds=keda.stream_interval_seconds,
+        )
+        self._keda = ScalerServer(scaler, tls)
+        self.keda_port = await self._keda.start(settings.bind_address, keda.port)
 
     async def _listen(
         self,
@@ -266,6 +349,14 @@ class Server:
     def _tls_context(self) -> ssl.SSLContext:
         """The serving context of the moment: each new connection gets the newest one."""
         return self.tls.context
+
+    async def refresh_held(self) -> None:
+        """The names tidegauge answers itself, from the store (bounded; a failure keeps the last set)."""
+        assert self.held is not None
+        try:
+            await asyncio.wait_for(self.held.refresh(), self.settings.request_timeout_seconds)
+        except (StoreError, TimeoutError) as error:
+            logger.debug("held metric names not refreshed, keeping the last set: %s", error)
 
     async def _reload_tls(self) -> None:
         self.tls.reload_if_changed()
@@ -318,6 +409,8 @@ class Server:
         """Stop accepting, let in-flight requests finish (bounded), release everything."""
         self.readiness.draining = True
         await tasks.cancel_all(self._tasks)
+        if self._keda is not None:
+            await self._keda.stop()
         for listener in self._listeners:
             listener.stop_accepting()
         for runner in self._runners:
@@ -327,6 +420,8 @@ class Server:
         self._runners.clear()
         self._listeners.clear()
         await self.store.close()
+        if self.delegate is not None:
+            await self.delegate.close()
         for client in self._kube_clients:
             await client.close()
         logger.info("stopped")

@@ -59,6 +59,41 @@ class ConnectionLimits:
     """Header fields in one request, at most: 400."""
 
 
+SERVICE_ACCOUNT_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DelegateSettings:
+    """Where external metrics tidegauge does not hold are forwarded (``--delegate-external-metrics``)."""
+
+    url: str
+    """Base URL of the other adapter, e.g. ``https://keda-operator-metrics-apiserver.keda.svc:443``."""
+    ca_file: str | None = None
+    """CA bundle that verifies the delegate's serving certificate (None: the system's trust store)."""
+    token_file: str | None = SERVICE_ACCOUNT_TOKEN_FILE
+    """Bearer token tidegauge presents to the delegate, re-read when the file changes (None: no token)."""
+    timeout_seconds: float = 1.0
+    """Deadline of one forwarded request; below ``request_timeout_seconds`` so a slow delegate is a 503."""
+    max_body_bytes: int = 4 * 1024 * 1024
+    """Answers of the delegate longer than this are refused (503), never buffered whole."""
+    max_connections: int = 32
+    """Pooled connections to the delegate at most."""
+    held_refresh_seconds: float = 5.0
+    """How often the set of names tidegauge holds itself is refreshed from the store."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KedaScalerSettings:
+    """KEDA's external scaler over gRPC on its own port (``--keda-scaler-port``), from ``tidegauge[keda]``."""
+
+    port: int
+    """The gRPC port (TLS with the serving certificate of ``--tls-cert-file``); 0 picks a free one."""
+    client_ca_file: str | None = None
+    """CA bundle client certificates must chain to (KEDA's ``tlsClientCert``); None: none asked for."""
+    stream_interval_seconds: float = 0.5
+    """How often an open ``StreamIsActive`` re-reads its metric to push a change of activity."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerSettings:
     """Everything ``tidegauge serve`` needs; see ``docs/server.md`` for the flags behind each field."""
@@ -96,3 +131,7 @@ class ServerSettings:
     response_cache_bytes: int = DEFAULT_RESPONSE_CACHE_BYTES
     """Rendered answers kept for ``response_cache_seconds``, in bytes at most."""
     max_query_length: int = 8192
+    delegate: DelegateSettings | None = None
+    """Forward external metrics tidegauge does not hold to another adapter (None: answer 404 for them)."""
+    keda_scaler: KedaScalerSettings | None = None
+    """Serve KEDA's external scaler (gRPC) beside the API (None: not served)."""

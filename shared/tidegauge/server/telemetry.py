@@ -166,6 +166,20 @@ class Telemetry:
             ("reason",),
             registry,
         )
+        self.delegated = Counter(
+            "tidegauge_delegated_requests_total",
+            "External metric requests forwarded to the delegated adapter, by its HTTP code "
+            "(unavailable: no answer in time).",
+            ("code",),
+            registry,
+        )
+        self.delegated_latency = Histogram(
+            "tidegauge_delegated_request_duration_seconds",
+            "Time the delegated adapter took to answer a forwarded request, by its HTTP code.",
+            ("code",),
+            LATENCY_BUCKETS,
+            registry,
+        )
         self.newest_timestamps = newest_timestamps if newest_timestamps is not None else {}
         self.redis_up = redis_up
         self.open_connections = open_connections
@@ -174,6 +188,10 @@ class Telemetry:
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
+
+    def record_delegated(self, code: str, seconds: float) -> None:
+        self.delegated.inc(code)
+        self.delegated_latency.observe(seconds, code)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

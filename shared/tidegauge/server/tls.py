@@ -55,6 +55,11 @@ class ServingTls:
         self.context = _context_of(*self._pair, client_cas)
         self._trusted = client_cas.strip()
 
+    @property
+    def pair(self) -> tuple[bytes, bytes]:
+        """The (certificate, key) PEM pair being served: the last one that loaded."""
+        return self._pair
+
     def reload_if_changed(self) -> bool:
         """Load the certificate again if either file's content changed; True when it did.
 

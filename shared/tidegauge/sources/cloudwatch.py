@@ -110,14 +110,8 @@ class PlannedQuery:
 
     def entries(self) -> list[MetricDataQueryTypeDef]:
         query = self.query
-        if not query.is_expression:
-            spec = MetricStatSpec(
-                namespace=query.namespace or "",
-                metric_name=query.metric_name or "",
-                stat=query.stat or "",
-                dimensions=query.dimensions,
-            )
-            stat = _metric_stat(spec, query.period_seconds)
+        if query.metric_stat is not None:
+            stat = _metric_stat(query.metric_stat, query.period_seconds)
             return [{"Id": self.query_id, "MetricStat": stat, "ReturnData": True}]
         prefix = f"{self.query_id}_"
         members: list[MetricDataQueryTypeDef] = [

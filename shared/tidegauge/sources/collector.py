@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from tidegauge.config import PRESETS, Config, Source, SqsSource
+from tidegauge.config import Config, Source, SqsSource
 from tidegauge.sources.aws import ClientFactory
 from tidegauge.sources.exceptions import CollectionError
 from tidegauge.sources.invocation import Invocation, InvocationResult, Samplers
@@ -105,8 +105,7 @@ class Collector:
                 descriptions.setdefault(source.metric, ("", SQS_DESCRIPTION))
             else:
                 for query in source.queries:
-                    preset = next((p for p in PRESETS.values() if p.metric == query.metric), None)
-                    descriptions.setdefault(query.metric, ("", preset.description if preset else ""))
+                    descriptions.setdefault(query.metric, ("", query.description))
         for metric, (unit, description) in descriptions.items():
             policy = config.metrics.get(metric)
             if policy is not None:

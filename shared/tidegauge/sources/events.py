@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tidegauge.config import CloudWatchSource, MetricStatSpec, Source, SqsSource
+from tidegauge.config import CloudWatchSource, Source, SqsSource
+from tidegauge.names import queue_name
 from tidegauge.sources.exceptions import UnrecognisedEventError
 
 SCHEDULED_DETAIL_TYPE = "Scheduled Event"
@@ -148,7 +149,7 @@ def _watches(source: Source, metric: AlarmMetric, known_queues: Callable[[str], 
         queue = dict(metric.dimensions).get(SQS_QUEUE_DIMENSION)
         if metric.namespace != SQS_NAMESPACE or queue is None:
             return False
-        named = {name.rstrip("/").rpartition("/")[2] for name in source.queue_names}
+        named = {queue_name(name) for name in source.queue_names}
         if queue in named or queue in known_queues(source.name):
             return True
         return any(queue.startswith(prefix) for prefix in source.queue_prefixes)
@@ -157,17 +158,8 @@ def _watches(source: Source, metric: AlarmMetric, known_queues: Callable[[str], 
 
 def _cloudwatch_watches(source: CloudWatchSource, metric: AlarmMetric) -> bool:
     wanted = (metric.namespace, metric.metric_name, metric.dimensions)
-    for query in source.queries:
-        specs: list[MetricStatSpec] = [spec for _, spec in query.metrics]
-        if not query.is_expression:
-            specs.append(
-                MetricStatSpec(
-                    namespace=query.namespace or "",
-                    metric_name=query.metric_name or "",
-                    stat=query.stat or "",
-                    dimensions=query.dimensions,
-                )
-            )
-        if any((s.namespace, s.metric_name, tuple(sorted(s.dimensions))) == wanted for s in specs):
-            return True
-    return False
+    return any(
+        (spec.namespace, spec.metric_name, tuple(sorted(spec.dimensions))) == wanted
+        for query in source.queries
+        for spec in query.metric_stats
+    )

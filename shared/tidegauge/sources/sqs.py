@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
 
 from tidegauge.config import SqsSource
 from tidegauge.model import Sample
+from tidegauge.names import queue_name, queue_url
 from tidegauge.sources.aws import ApiCallCounter, error_code, error_message
 
 if TYPE_CHECKING:
@@ -58,12 +58,12 @@ class Queue:
 
     @classmethod
     def from_url(cls, url: str) -> Queue:
-        return cls(name=urlsplit(url).path.rstrip("/").rpartition("/")[2], url=url)
+        return cls(name=queue_name(url), url=url)
 
     @property
     def account(self) -> str:
-        segments = urlsplit(self.url).path.strip("/").split("/")
-        return segments[0] if len(segments) == 2 else ""
+        parts = queue_url(self.url)
+        return parts.account if parts is not None else ""
 
 
 @dataclass(frozen=True, slots=True)
