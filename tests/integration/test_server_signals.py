@@ -49,6 +49,8 @@ derived:
   orders_in_a_minute:
     expression: 'project(sqs_messages{queue="orders"}[60s], 60s)'
   orders_sent_per_second: 'rate(sent_total{queue="orders"}[60s])'
+objects:
+  - {metric: orders_pressure, resource: deployments.apps, namespace: shop, name: orders-worker}
 metrics:
   sqs_messages:
     max_age_seconds: 60
@@ -210,6 +212,17 @@ def test_derived_metrics_are_served_from_fresh_inputs_and_go_stale_with_any_inpu
     (item,) = json.loads(raw.stdout)["items"]
     assert (item["metricName"], item["metricLabels"], item["value"]) == ("orders_pressure", {}, "1900m")
     assert item["timestamp"] == format_timestamp(now - 30)
+    # THEN the custom metrics API serves it too, as the Object metric of the Deployment its rule names
+    custom = request(
+        server.port,
+        "/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/deployments.apps/orders-worker/orders_pressure",
+        pki.context(pki.aggregator),
+        aggregator_headers(),
+    )
+    assert custom.status == 200, custom.body
+    (described,) = custom.json()["items"]
+    assert (described["describedObject"]["name"], described["value"]) == ("orders-worker", "1900m")
+    assert described["timestamp"] == format_timestamp(now - 30)
     # THEN the projection is 190 + 2 msg/s * 60 s, and the rate counts the reset from zero: 130 / 45 s
     (projected,) = served(server, pki, "orders_in_a_minute").json()["items"]
     assert projected["value"] == "310"

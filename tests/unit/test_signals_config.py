@@ -145,3 +145,11 @@ def test_config_check_summary_shows_a_derived_metric_by_its_expression() -> None
 
     assert f"metric orders_pressure: derived = {PRESSURE}" in text.splitlines()
     assert "valid: 2 sources, 3 metrics" in text
+
+
+def test_an_objects_rule_may_name_a_derived_metric() -> None:
+    rule = {"metric": "orders_pressure", "resource": "deployments.apps", "namespace": "shop", "name": "w"}
+
+    config = Config.from_mapping(document(derived={"orders_pressure": PRESSURE}, objects=[rule]))
+
+    assert [r.metric for r in config.objects] == ["orders_pressure"]

@@ -74,7 +74,7 @@ def build_config(data: Any, origin: str, url_override: tuple[str, str] | None) -
     check_query_ages(issues, placed_sources, entries, defaults)
     derived = parse_derived(root, produced)
     exposure = parse_exposure(root, produced | set(derived))
-    objects = parse_objects(root, produced)
+    objects = parse_objects(root, produced | set(derived))
     if issues.items:
         raise ConfigError(issues.items, origin)
     metrics = {
