@@ -1,4 +1,7 @@
-"""The ``tidegauge`` command: ``serve``, ``collect``, ``metrics``, ``status``, ``config``, ``demo``.
+"""The ``tidegauge`` command: ``serve``, ``collect``, ``metrics``, ``status``, ``config``, ``explain``...
+
+Installed twice: as ``tidegauge`` and as the kubectl plugin ``kubectl-tidegauge`` (so ``kubectl tidegauge
+doctor`` works; put kubectl's flags, ``--kubeconfig``, ``--context``, ``-n``, after the sub-command).
 
 Each sub-command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``;
 they are imported only when chosen, so ``tidegauge metrics`` does not pay for aiohttp or boto3.
@@ -27,16 +30,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("tidegauge.sources.collect", "run the collectors outside Lambda (--once or --loop)"),
     "metrics": ("tidegauge.ops.metrics", "show metrics and series stored in Redis"),
     "status": ("tidegauge.ops.status", "show collector status and usage totals"),
+    "top": ("tidegauge.ops.top", "live table of every series and the collectors"),
+    "dashboard": ("tidegauge.ops.dashboard", "serve the read-only ops page (localhost by default)"),
     "config": ("tidegauge.ops.config_check", "check a configuration without running anything"),
+    "doctor": ("tidegauge.ops.doctor", "check the APIService chain, RBAC, the server and the HPAs"),
+    "explain": ("tidegauge.ops.explain", "explain an HPA's replica count with the upstream algorithm"),
     "demo": ("tidegauge.demo.command", "closed-loop autoscaling demo on embedded defaults"),
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 EXIT_INTERRUPTED = 130
 
 
-def build_parser(arguments: Sequence[str]) -> argparse.ArgumentParser:
+def build_parser(arguments: Sequence[str], prog: str = "tidegauge") -> argparse.ArgumentParser:
     """The parser, with the arguments of the chosen sub-command only (the others stay unimported)."""
-    parser = argparse.ArgumentParser(prog="tidegauge", description="Cloud signals for the Kubernetes HPA.")
+    parser = argparse.ArgumentParser(prog=prog, description="Cloud signals for the Kubernetes HPA.")
     parser.add_argument("--version", action="version", version=f"tidegauge {__version__}")
     parser.add_argument(
         "--log-level",
@@ -69,21 +76,26 @@ def _command_module(parser: argparse.ArgumentParser, name: str, module_name: str
         )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "tidegauge") -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(arguments).parse_args(arguments)
+    args = build_parser(arguments, prog).parse_args(arguments)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         result: int = args.handler(args)
     except TidegaugeError as error:
         if args.log_level == "DEBUG":
             traceback.print_exc()
-        print(f"tidegauge {args.command}: {explain(error)}", file=sys.stderr)
+        print(f"{prog} {args.command}: {explain(error)}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        print(f"tidegauge {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog} {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return result
+
+
+def kubectl_plugin() -> int:
+    """``kubectl-tidegauge``: kubectl runs it for ``kubectl tidegauge ARGS`` with ARGS as they were."""
+    return main(sys.argv[1:], prog="kubectl tidegauge")
 
 
 if __name__ == "__main__":

@@ -61,3 +61,40 @@ def _checked(value: float | int | Decimal) -> Decimal:
             "so that the HPA's int64 milli-value does not overflow"
         )
     return number
+
+
+_PARSE_SUFFIXES = {
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": Decimal(1),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+    "Ki": Decimal(2**10),
+    "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50),
+    "Ei": Decimal(2**60),
+}
+
+
+def parse_quantity(text: str) -> Decimal:
+    """A Kubernetes quantity string (``500m``, ``2k``, ``1Gi``, ``1e3``, ``1.5``) as an exact Decimal."""
+    stripped = text.strip()
+    number = stripped.rstrip("KMGTPEkmuni")
+    suffix = stripped[len(number) :]
+    if suffix not in _PARSE_SUFFIXES or not number:
+        # An exponent form (1e3, 2E-3) has no suffix; "E" alone is exa.
+        number, suffix = stripped, ""
+    try:
+        value = Decimal(number)
+    except ArithmeticError as error:
+        raise QuantityError(f"{text!r} is not a Kubernetes quantity (e.g. 500m, 2k, 1Gi)") from error
+    if not value.is_finite():
+        raise QuantityError(f"{text!r} is not a Kubernetes quantity (e.g. 500m, 2k, 1Gi)")
+    return value * _PARSE_SUFFIXES[suffix]

@@ -81,6 +81,8 @@ def server(pki: Pki, kube: FakeKubeApiServer, redis_server: RedisServer) -> Iter
         cache = thread.server.pods
         assert cache is not None
         thread.call(until(cache, cache.synced.is_set))
+        # and the watch open, so that the server stops mid-watch (the path a real shutdown takes)
+        assert kube.watching.wait(10)
         yield thread
 
 
@@ -179,6 +181,7 @@ def test_pods_listed_beyond_the_cap_are_left_out(tmp_path: Path, kube: FakeKubeA
         task = asyncio.create_task(cache.run())
         try:
             await until(cache, cache.synced.is_set)
+            await asyncio.to_thread(kube.watching.wait, 10)
             return len(cache), cache.left_out
         finally:
             task.cancel()

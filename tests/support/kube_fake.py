@@ -1,5 +1,12 @@
-"""A small fake kube-apiserver over real HTTPS: TokenReview, SubjectAccessReview, one ConfigMap, and pods
-(paged list and a chunked watch stream that replays events after its resourceVersion, then goes live)."""
+"""A small fake kube-apiserver over real HTTPS: TokenReview, SubjectAccessReview, one ConfigMap, pods,
+and stored objects.
+
+Pods: a paged list and a chunked watch stream that replays events after its resourceVersion, then goes
+live. Objects put with :meth:`FakeKubeApiServer.put` are answered by GET at their path, and listed (with
+the ``labelSelector`` and ``fieldSelector`` equality filters the real API applies) at their parent path,
+in the real API's shapes (``{"kind": "...List", "items": [...]}``, errors as a ``Status``). Aggregated
+API paths (external/custom metrics) are objects too: the test puts the answer the adapter would give.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ import yaml
 from aiohttp import web
 
 from tests.support.pki import CertificateAuthority
+from tidegauge.selectors import parse_selector
 
 SERVICE_ACCOUNT_TOKEN = "tidegauge-service-account-token"
 CONFIG_MAP_PATH = "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"
@@ -45,6 +53,21 @@ class FakeKubeApiServer:
         self._watchers: list[asyncio.Queue[dict[str, Any] | None]] = []
         self.watching = threading.Event()
         """Set while at least one pod watch is open (tests wait for it before expiring watches)."""
+        self.objects: dict[str, dict[str, Any]] = {}
+        """Path -> the JSON object a GET of it answers."""
+        self.lists: set[str] = set()
+        """Collection paths (an empty one answers an empty list, not 404)."""
+        self.texts: dict[str, str] = {}
+        """Path -> a text/plain answer (a service proxy's /metrics or /readyz)."""
+        self.failures: dict[str, tuple[int, str, str]] = {}
+        """Path -> (HTTP code, reason, message) answered as a Status instead."""
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        """Every GET of a stored path or collection: (path, query)."""
+        self.port_forward_to: tuple[str, int] | None = None
+        """Where a pod port-forward connects (every pod, every port): a loopback listener of the test."""
+        self.port_forwards: list[tuple[str, str, int]] = []
+        """Every port-forward asked for: (namespace, pod, port)."""
+        self._sockets: set[web.WebSocketResponse] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -65,6 +88,8 @@ class FakeKubeApiServer:
         app.router.add_post("/apis/authorization.k8s.io/v1/subjectaccessreviews", self._access_review)
         app.router.add_get(CONFIG_MAP_PATH, self._config_map)
         app.router.add_get("/api/v1/pods", self._pods)
+        app.router.add_get("/api/v1/namespaces/{namespace}/pods/{pod}/portforward", self._port_forward)
+        app.router.add_get("/{tail:.*}", self._get)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
@@ -203,6 +228,67 @@ class FakeKubeApiServer:
         await response.write_eof()
         return response
 
+    async def _port_forward(self, request: web.Request) -> web.StreamResponse:
+        """The port-forward subresource's WebSocket protocol (v4.channel.k8s.io), one port: channel 0
+        carries data, channel 1 errors; each starts with a frame of the port number (little-endian)."""
+        self._caller(request)
+        port = int(request.query["ports"])
+        self.port_forwards.append((request.match_info["namespace"], request.match_info["pod"], port))
+        if self.port_forward_to is None:
+            return _status(404, "NotFound", "no port-forward target in this fake")
+        socket = web.WebSocketResponse(protocols=("v4.channel.k8s.io",))
+        await socket.prepare(request)
+        self._sockets.add(socket)
+        reader, writer = await asyncio.open_connection(*self.port_forward_to)
+        first = port.to_bytes(2, "little")
+        await socket.send_bytes(b"\x00" + first)
+        await socket.send_bytes(b"\x01" + first)
+
+        async def from_pod() -> None:
+            while data := await reader.read(65536):
+                await socket.send_bytes(b"\x00" + data)
+            await socket.close()
+
+        forwarding = asyncio.ensure_future(from_pod())
+        async for message in socket:
+            if message.type == web.WSMsgType.BINARY and message.data[:1] == b"\x00":
+                writer.write(message.data[1:])
+                await writer.drain()
+        writer.close()
+        forwarding.cancel()
+        self._sockets.discard(socket)
+        return socket
+
+    async def _close_sockets(self) -> None:
+        for socket in list(self._sockets):
+            await socket.close()
+
+    def put(self, path: str, document: dict[str, Any]) -> None:
+        """Store ``document`` at ``path`` (and make its parent a collection that lists it)."""
+        self.objects[path] = document
+        self.lists.add(path.rsplit("/", 1)[0])
+
+    async def _get(self, request: web.Request) -> web.Response:
+        self._caller(request)
+        path = request.path
+        self.requests.append((path, dict(request.query)))
+        if path in self.failures:
+            code, reason, message = self.failures[path]
+            return _status(code, reason, message)
+        if path in self.texts:
+            return web.Response(text=self.texts[path], content_type="text/plain")
+        if path in self.objects:
+            return web.json_response(self.objects[path])
+        if path in self.lists:
+            items = [
+                document
+                for key, document in sorted(self.objects.items())
+                if key.rsplit("/", 1)[0] == path and _selected(document, request.query)
+            ]
+            kind = items[0].get("kind", "") + "List" if items else "List"
+            return web.json_response({"kind": kind, "apiVersion": "v1", "metadata": {}, "items": items})
+        return _status(404, "NotFound", f"the server could not find the requested resource ({path})")
+
     def write_kubeconfig(self) -> str:
         document = {
             "apiVersion": "v1",
@@ -230,8 +316,29 @@ class FakeKubeApiServer:
                 queue.put_nowait(None)
 
         self._on_loop(end_watches)
+        asyncio.run_coroutine_threadsafe(self._close_sockets(), self._loop).result(10)
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
+
+
+def _status(code: int, reason: str, message: str) -> web.Response:
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+    return web.json_response({**body, "message": message, "reason": reason, "code": code}, status=code)
+
+
+def _selected(document: dict[str, Any], query: Any) -> bool:
+    """``labelSelector`` on metadata.labels; ``fieldSelector`` equalities on dotted fields."""
+    labels = document.get("metadata", {}).get("labels") or {}
+    if query.get("labelSelector") and not parse_selector(query["labelSelector"]).matches(labels):
+        return False
+    for requirement in filter(None, (query.get("fieldSelector") or "").split(",")):
+        field, _, wanted = requirement.partition("=")
+        value: Any = document
+        for part in field.split("."):
+            value = value.get(part, {}) if isinstance(value, dict) else {}
+        if value != wanted:
+            return False
+    return True

@@ -15,8 +15,8 @@ from tidegauge.config import CloudWatchSource, MetricPolicy
 from tidegauge.demo.command import add_arguments, build_scenario
 from tidegauge.demo.config import DemoTiming, demo_config_yaml, validated
 from tidegauge.demo.driver import CPU_PUBLISH_SECONDS, Driver
-from tidegauge.demo.hpa import MetricTarget
 from tidegauge.demo.scenario import PRESSURE_METRIC, Scenario, pressure_expression
+from tidegauge.hpa_algorithm import MetricTarget
 from tidegauge.model import HistoryPoint, SeriesKey
 from tidegauge.selectors import Selector
 from tidegauge.server.derived import DerivedEvaluator

@@ -19,10 +19,10 @@ from typing import Protocol
 
 from tidegauge.demo.aggregator import FailedReading, MetricReading
 from tidegauge.demo.aws import QueueDepth
-from tidegauge.demo.hpa import HorizontalPodAutoscaler, MetricTarget
 from tidegauge.demo.scenario import PRESSURE_METRIC, SQS_METRIC, Scenario
 from tidegauge.demo.timeline import TimelinePoint
 from tidegauge.demo.workload import Pods, Workload
+from tidegauge.hpa_algorithm import HorizontalPodAutoscaler, MetricTarget
 
 logger = logging.getLogger(__name__)
 

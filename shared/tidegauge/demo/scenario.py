@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from tidegauge.demo.hpa import Behavior, HpaSpec, MetricTarget, ScalingPolicy, ScalingRules
 from tidegauge.demo.workload import CpuModel, Pods, RateProfile, Workload
+from tidegauge.hpa_algorithm import Behavior, HpaSpec, MetricTarget, ScalingPolicy, ScalingRules
 
 SQS_METRIC = "sqs_messages"
 CPU_METRIC = "aurora_cpu_percent"

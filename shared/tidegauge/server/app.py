@@ -188,6 +188,7 @@ class Handler:
         body = self._bodies.get(key)
         if body is None:
             values = await self.services.provider.get_external_metric(namespace, selector, metric)
+            self.services.telemetry.served.record(values)
             body = encode_external_list(values)
             self._bodies.put(key, body)
         return web.Response(body=body, content_type=JSON)

@@ -14,7 +14,7 @@ import logging
 import os
 import ssl
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,7 +191,7 @@ class KubeClient:
             path += f"&continue={quote(continue_token, safe='')}"
         return await self._call("GET", path, accept=METADATA_ONLY)
 
-    async def watch_pods(self, resource_version: str) -> AsyncIterator[dict[str, Any]]:
+    async def watch_pods(self, resource_version: str) -> AsyncGenerator[dict[str, Any], None]:
         """The watch events of every namespace's pods after ``resource_version``, one JSON object a line,
         until the apiserver ends the watch (``timeoutSeconds``)."""
         session, headers = self._open(WATCH_METADATA_ONLY)
@@ -204,15 +204,22 @@ class KubeClient:
                 if response.status >= 300:
                     text = await response.text()
                     raise KubeError(f"watch of pods answered {response.status}: {text[:300]}")
-                while True:
-                    line = await response.content.readline()
-                    if not line:
-                        return
-                    if len(line) > MAX_WATCH_EVENT_BYTES:
-                        raise KubeError(f"a pod watch event of {len(line)} bytes: more than allowed")
-                    if line.strip():
-                        event: dict[str, Any] = json.loads(line)
-                        yield event
+                try:
+                    while True:
+                        line = await response.content.readline()
+                        if not line:
+                            return
+                        if len(line) > MAX_WATCH_EVENT_BYTES:
+                            raise KubeError(f"a pod watch event of {len(line)} bytes: more than allowed")
+                        if line.strip():
+                            event: dict[str, Any] = json.loads(line)
+                            yield event
+                except BaseException:
+                    # Left mid-stream (cancelled, closed by the reader, a bad line): abort the
+                    # connection. A TLS close would wait for the apiserver's close_notify, which a
+                    # watch in progress does not send, and outlive a stopping event loop.
+                    _abort(response)
+                    raise
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
             raise KubeError(f"watch of pods failed: {type(error).__name__}: {error}") from error
 
@@ -220,3 +227,10 @@ class KubeClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _abort(response: aiohttp.ClientResponse) -> None:
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    if transport is not None:
+        transport.abort()

@@ -11,8 +11,9 @@ A watch that ends is resumed from its last ``resourceVersion``; an expired one (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Protocol
 
 from tidegauge.ratelimit_log import RateLimitedLog
@@ -29,7 +30,7 @@ class PodSource(Protocol):
     """The two kube-apiserver calls the cache makes (see :class:`~tidegauge.server.kube.KubeClient`)."""
 
     async def list_pods(self, continue_token: str | None) -> dict[str, Any]: ...
-    def watch_pods(self, resource_version: str) -> AsyncIterator[dict[str, Any]]: ...
+    def watch_pods(self, resource_version: str) -> AsyncGenerator[dict[str, Any], None]: ...
 
 
 class WatchExpired(Exception):
@@ -123,26 +124,31 @@ class PodCache:
         logger.info("pods listed: %d at resourceVersion %s", count, self.resource_version)
 
     async def _watch(self) -> int:
-        """Apply one watch's events until it ends; how many there were."""
+        """Apply one watch's events until it ends; how many there were.
+
+        The stream is closed on every way out (an ERROR event raises inside the loop): an abandoned
+        async generator would keep its HTTP connection open until the garbage collector finds it.
+        """
         events = 0
-        async for event in self._source.watch_pods(self.resource_version):
-            events += 1
-            kind = event.get("type")
-            item = event.get("object") or {}
-            if kind == "ERROR":
-                if item.get("code") == 410:
-                    raise WatchExpired(str(item.get("message", "")))
-                raise RuntimeError(f"pod watch error: {str(item)[:300]}")
-            version = (item.get("metadata") or {}).get("resourceVersion")
-            if version:
-                self.resource_version = str(version)
-            if kind in ("ADDED", "MODIFIED"):
-                self._put(*_identity(item))
-            elif kind == "DELETED":
-                namespace, name, _ = _identity(item)
-                self._remove(namespace, name)
-            self._touch()
-        return events
+        async with contextlib.aclosing(self._source.watch_pods(self.resource_version)) as stream:
+            async for event in stream:
+                events += 1
+                kind = event.get("type")
+                item = event.get("object") or {}
+                if kind == "ERROR":
+                    if item.get("code") == 410:
+                        raise WatchExpired(str(item.get("message", "")))
+                    raise RuntimeError(f"pod watch error: {str(item)[:300]}")
+                version = (item.get("metadata") or {}).get("resourceVersion")
+                if version:
+                    self.resource_version = str(version)
+                if kind in ("ADDED", "MODIFIED"):
+                    self._put(*_identity(item))
+                elif kind == "DELETED":
+                    namespace, name, _ = _identity(item)
+                    self._remove(namespace, name)
+                self._touch()
+            return events
 
     def _put(self, namespace: str, name: str, labels: dict[str, str]) -> None:
         if not name:

@@ -8,7 +8,8 @@ Gauges that describe the moment (open connections, Redis up, sample ages) are re
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 
 import prometheus_client
 from prometheus_client import (
@@ -22,8 +23,13 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from tidegauge.server.types import ExternalMetricValue
+
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 """What :func:`prometheus_client.generate_latest` writes: the text format, version 0.0.4."""
+SERVED_SERIES_LIMIT = 500
+"""Series exported with their value and age; beyond, the least recently served are forgotten (and
+counted), so a flood of series or selectors cannot grow the exposition without bound."""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 # Counters without their `<name>_created` twin series: scrapers never need them here, they double the lines.
@@ -69,6 +75,28 @@ class Histogram:
         self._histogram.labels(*labels).observe(value)
 
 
+class ServedSeries:
+    """The last value and source time of each series the server answered, least recently served first."""
+
+    def __init__(self, limit: int = SERVED_SERIES_LIMIT) -> None:
+        self.limit = limit
+        self.forgotten = 0
+        self._series: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
+
+    def record(self, values: Iterable[ExternalMetricValue]) -> None:
+        """Each served item, as the most recently served."""
+        for item in values:
+            key = (item.metric_name, ",".join(f"{k}={v}" for k, v in sorted(item.labels.items())))
+            self._series.pop(key, None)
+            self._series[key] = (float(item.value), float(item.timestamp))
+            while len(self._series) > self.limit:
+                self._series.popitem(last=False)
+                self.forgotten += 1
+
+    def items(self) -> list[tuple[tuple[str, str], tuple[float, float]]]:
+        return sorted(self._series.items())
+
+
 class _AtScrapeTime(Collector):
     """The gauges of the moment, computed when Prometheus asks."""
 
@@ -96,6 +124,26 @@ class _AtScrapeTime(Collector):
         for metric, timestamp in sorted(telemetry.newest_timestamps.items()):
             ages.add_metric([metric], round(now - timestamp, 3))
         yield ages
+        values = GaugeMetricFamily(
+            "tidegauge_served_series_value",
+            f"Last value served of each series (at most {telemetry.served.limit}, the most recently served).",
+            labels=["metric", "series"],
+        )
+        series_ages = GaugeMetricFamily(
+            "tidegauge_served_series_age_seconds",
+            "Age (source time) of the last value served of each series, now.",
+            labels=["metric", "series"],
+        )
+        for (metric, series), (value, timestamp) in telemetry.served.items():
+            values.add_metric([metric, series], value)
+            series_ages.add_metric([metric, series], round(now - timestamp, 3))
+        yield values
+        yield series_ages
+        yield GaugeMetricFamily(
+            "tidegauge_served_series_forgotten",
+            "Served series left out of the two gauges above because of their bound, since start.",
+            value=telemetry.served.forgotten,
+        )
 
 
 class Telemetry:
@@ -181,6 +229,7 @@ class Telemetry:
             registry,
         )
         self.newest_timestamps = newest_timestamps if newest_timestamps is not None else {}
+        self.served = ServedSeries()
         self.redis_up = redis_up
         self.open_connections = open_connections
         self.clock = clock

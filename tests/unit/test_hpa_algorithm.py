@@ -1,4 +1,4 @@
-"""The demo's HPA against outcomes computed by hand from the upstream controller's rules."""
+"""The shared HPA algorithm against outcomes computed by hand from the upstream controller's rules."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tidegauge.demo.hpa import (
+from tidegauge.hpa_algorithm import (
     Behavior,
     HorizontalPodAutoscaler,
     HpaSpec,
@@ -311,7 +311,7 @@ def test_a_failed_metric_blocks_a_scale_down_from_the_others() -> None:
     assert decision.reason == "FailedGetExternalMetric"
 
 
-def test_zero_current_replicas_disables_scaling() -> None:
+def test_zero_current_replicas_disables_scaling_when_min_replicas_is_not_zero() -> None:
     # GIVEN a target scaled to zero by hand
     hpa = HorizontalPodAutoscaler(spec_with(queue_metric(100)))
 
@@ -356,7 +356,7 @@ def test_time_must_not_go_backwards() -> None:
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda: spec_with(queue_metric(), min_replicas=0), "HPAScaleToZero"),
+        (lambda: spec_with(queue_metric(), min_replicas=-1), "must not be negative"),
         (lambda: spec_with(queue_metric(), min_replicas=5, max_replicas=4), "max_replicas"),
         (lambda: spec_with(), "at least one metric"),
         (lambda: spec_with(queue_metric(), queue_metric()), "unique"),

@@ -1,19 +1,25 @@
-"""The upstream HPA algorithm for External metrics, as a pure class with the clock passed in.
+"""The upstream HPA algorithm, as a pure class with the clock passed in (shared by the demo and ``explain``).
 
 It follows kube-controller-manager's ``pkg/controller/podautoscaler`` (horizontal.go and
-replica_calculator.go): proposals per metric from milli-values and the tolerance band, the maximum
+replica_calculator.go): proposals per metric from milli-values and the tolerance band (per direction,
+``behavior.scaleUp/scaleDown.tolerance`` of Kubernetes 1.35+, else the controller's 0.1), the maximum
 proposal, then either the legacy normalisation (no ``behavior``: scale-down stabilised over 300 s,
 scale-up limited to ``max(2 x current, 4)``) or the ``behavior`` one (stabilisation windows, then
-Pods/Percent policies over a history of scale events). Only External metrics are modelled: that is
-what tidegauge serves. The demo replays exactly what a cluster would decide, so the numbers a user
-sees match what their HPA will do.
+Pods/Percent policies over a history of scale events, which can be seeded from what a cluster showed).
+
+A ``Value`` target is External or Object ``Value`` (usage / target x ready pods); an ``AverageValue``
+target is External or Object ``AverageValue`` (usage / target, with the tolerance checked against the
+HPA's *status* replicas, as upstream does during rollouts). A Pods metric is a ``Value`` target on the
+pods' average with the pods that reported as ready pods. ``minReplicas: 0`` (HPAScaleToZero) scales from
+zero on ``ceil(ratio)``. The demo replays exactly what a cluster would decide; ``tidegauge explain hpa``
+shows the same numbers for a real HPA.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal
 
@@ -70,13 +76,19 @@ class ScalingPolicy:
 
 @dataclass(frozen=True)
 class ScalingRules:
-    """The ``behavior`` of one direction: stabilisation window and rate-limiting policies."""
+    """The ``behavior`` of one direction: stabilisation window, rate-limiting policies, tolerance.
+
+    ``tolerance`` None is the controller's (``--horizontal-pod-autoscaler-tolerance``, 0.1).
+    """
 
     stabilization_window_seconds: int
     select_policy: SelectPolicy
     policies: tuple[ScalingPolicy, ...]
+    tolerance: float | None = None
 
     def __post_init__(self) -> None:
+        if self.tolerance is not None and not self.tolerance >= 0:
+            raise ValueError(f"behavior tolerance must not be negative, got {self.tolerance}")
         if not 0 <= self.stabilization_window_seconds <= 3600:
             raise ValueError(
                 f"stabilization_window_seconds must be in 0..3600, got {self.stabilization_window_seconds}"
@@ -123,7 +135,8 @@ class HpaSpec:
     """The parts of an ``autoscaling/v2`` HPA spec that decide replicas.
 
     ``behavior=None`` selects the legacy normalisation, as an HPA without ``spec.behavior`` does.
-    ``min_replicas`` must be at least 1: scaling to zero needs the alpha ``HPAScaleToZero`` gate.
+    ``min_replicas`` 0 is what a cluster with the ``HPAScaleToZero`` gate accepts; ``tolerance`` is the
+    controller's default band, used in each direction whose ``behavior`` sets none.
     """
 
     min_replicas: int
@@ -133,11 +146,10 @@ class HpaSpec:
     tolerance: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.min_replicas < 1:
-            raise ValueError(
-                f"min_replicas must be at least 1, got {self.min_replicas} "
-                "(0 needs the alpha HPAScaleToZero feature gate, which is not simulated)"
-            )
+        if self.min_replicas < 0:
+            raise ValueError(f"min_replicas must not be negative, got {self.min_replicas}")
+        if self.max_replicas < 1:
+            raise ValueError(f"max_replicas must be at least 1, got {self.max_replicas}")
         if self.max_replicas < self.min_replicas:
             raise ValueError(
                 f"max_replicas ({self.max_replicas}) must not be below min_replicas ({self.min_replicas})"
@@ -149,6 +161,71 @@ class HpaSpec:
             raise ValueError(f"metric names must be unique, got {names}")
         if not 0 <= self.tolerance < 1:
             raise ValueError(f"tolerance must be in [0, 1), got {self.tolerance}")
+
+    def tolerances(self) -> Tolerances:
+        """The band of each direction: ``behavior``'s tolerance where set, else the controller's."""
+        up = down = None
+        if self.behavior is not None:
+            up, down = self.behavior.scale_up.tolerance, self.behavior.scale_down.tolerance
+        return Tolerances(
+            scale_down=self.tolerance if down is None else down,
+            scale_up=self.tolerance if up is None else up,
+        )
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """replica_calculator.go's ``Tolerances``: no change while ``1 - down <= ratio <= 1 + up``."""
+
+    scale_down: float
+    scale_up: float
+
+    def within(self, ratio: float) -> bool:
+        return (1.0 - self.scale_down) <= ratio <= (1.0 + self.scale_up)
+
+
+@dataclass(frozen=True)
+class MetricProposal:
+    """One metric's arithmetic: its usage ratio, whether that is inside the band, and the replicas."""
+
+    ratio: float
+    within_tolerance: bool
+    replicas: int
+
+
+def propose(
+    metric: MetricTarget, value: float, tolerances: Tolerances, current: int, ready: int, status: int
+) -> MetricProposal:
+    """``GetExternalMetricReplicas`` / ``GetExternalPerPodMetricReplicas`` (and their Object twins).
+
+    ``Value``: ratio = usage / target; at ``current`` 0 (scale from zero) ``ceil(ratio)``, else inside
+    the band ``current``, outside ``ceil(ratio x ready)``. ``AverageValue``: ratio = usage / (target x
+    ``status`` replicas); inside the band ``status``, outside ``ceil(usage / target)``.
+    """
+    usage = float(milli_value(value))
+    target = float(milli_value(metric.target))
+    if metric.target_type == "Value":
+        ratio = usage / target
+        if current == 0:
+            return MetricProposal(ratio, False, _to_int32(math.ceil(ratio)))
+        if tolerances.within(ratio):
+            return MetricProposal(ratio, True, current)
+        return MetricProposal(ratio, False, _to_int32(math.ceil(ratio * float(ready))))
+    # Upstream divides by zero here when the status shows no replicas: +Inf (or NaN), never inside.
+    ratio = usage / (target * float(status)) if status else math.inf
+    if tolerances.within(ratio):
+        return MetricProposal(ratio, True, status)
+    return MetricProposal(ratio, False, _to_int32(math.ceil(usage / target)))
+
+
+@dataclass(frozen=True)
+class History:
+    """What the controller remembers, to start from instead of nothing: (time, replicas) recommendations
+    and (time, change) scale events of each direction, as a cluster's events and status showed them."""
+
+    recommendations: tuple[tuple[float, int], ...] = ()
+    scale_up_events: tuple[tuple[float, int], ...] = ()
+    scale_down_events: tuple[tuple[float, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,6 +247,10 @@ class Decision:
     scaling_active: bool
     reason: str
     stabilized_by: str | None = None
+    details: Mapping[str, MetricProposal] = field(default_factory=lambda: MappingProxyType({}))
+    """Per metric: ratio, band and replicas (what ``proposals`` holds, with the arithmetic)."""
+    recommendation: int | None = None
+    """The largest proposal before stabilisation, policies and min/max (None when not consulted)."""
 
 
 @dataclass(frozen=True)
@@ -193,13 +274,18 @@ class HorizontalPodAutoscaler:
     """
 
     def __init__(
-        self, spec: HpaSpec, *, downscale_stabilization_seconds: int = DOWNSCALE_STABILIZATION_SECONDS
+        self,
+        spec: HpaSpec,
+        *,
+        downscale_stabilization_seconds: int = DOWNSCALE_STABILIZATION_SECONDS,
+        history: History | None = None,
     ) -> None:
         self.spec = spec
         self._downscale_stabilization_seconds = downscale_stabilization_seconds
-        self._recommendations: list[_Recommendation] = []
-        self._scale_up_events: list[_ScaleEvent] = []
-        self._scale_down_events: list[_ScaleEvent] = []
+        seed = history or History()
+        self._recommendations = [_Recommendation(replicas, at) for at, replicas in seed.recommendations]
+        self._scale_up_events = [_ScaleEvent(change, at) for at, change in seed.scale_up_events]
+        self._scale_down_events = [_ScaleEvent(change, at) for at, change in seed.scale_down_events]
         self._last_now: float | None = None
 
     def reconcile(
@@ -209,12 +295,17 @@ class HorizontalPodAutoscaler:
         metric_values: Mapping[str, float | None],
         *,
         ready_replicas: int | None = None,
+        status_replicas: int | None = None,
+        ready_by_metric: Mapping[str, int] | None = None,
     ) -> Decision:
         """Decide the replica count at time ``now`` (seconds, never decreasing between calls).
 
         ``metric_values`` maps each metric name to the sum of its External items, or None when the
         fetch failed (a missing name counts as failed). ``ready_replicas`` is the number of ready
-        pods, which a ``Value`` target multiplies by; it defaults to ``current_replicas``.
+        pods, which a ``Value`` target multiplies by; ``status_replicas`` is the HPA's
+        ``status.currentReplicas``, which an ``AverageValue`` target divides by. Both default to
+        ``current_replicas`` (the target's ``spec.replicas``). ``ready_by_metric`` overrides the ready
+        count for some metrics (a Pods metric counts the pods that reported).
         """
         if current_replicas < 0:
             raise ValueError(f"current_replicas must not be negative, got {current_replicas}")
@@ -222,11 +313,12 @@ class HorizontalPodAutoscaler:
             raise ValueError(f"time went backwards: {now} after {self._last_now}")
         self._last_now = now
         ready = current_replicas if ready_replicas is None else ready_replicas
+        status = current_replicas if status_replicas is None else status_replicas
         spec = self.spec
         if not self._recommendations:
             self._recommendations.append(_Recommendation(current_replicas, now))
 
-        if current_replicas == 0:
+        if current_replicas == 0 and spec.min_replicas != 0:
             return Decision(0, MappingProxyType({}), None, False, "ScalingDisabled")
         if current_replicas > spec.max_replicas:
             self._store_scale_event(current_replicas, spec.max_replicas, now)
@@ -240,14 +332,19 @@ class HorizontalPodAutoscaler:
             )
 
         proposals: dict[str, int] = {}
+        details: dict[str, MetricProposal] = {}
+        tolerances = spec.tolerances()
         failed = 0
         for metric in spec.metrics:
             value = metric_values.get(metric.name)
             if value is None:
                 failed += 1
                 continue
-            proposals[metric.name] = self._propose(metric, value, current_replicas, ready)
+            metric_ready = ready if ready_by_metric is None else ready_by_metric.get(metric.name, ready)
+            details[metric.name] = propose(metric, value, tolerances, current_replicas, metric_ready, status)
+            proposals[metric.name] = details[metric.name].replicas
         frozen_proposals = MappingProxyType(proposals)
+        frozen_details = MappingProxyType(details)
 
         # Upstream keeps the first proposal, then any larger one.
         metric_replicas = 0
@@ -256,7 +353,14 @@ class HorizontalPodAutoscaler:
                 metric_replicas = proposal
         # All failed, or some failed and the rest would scale down: hold, as upstream does.
         if failed and (not proposals or metric_replicas < current_replicas):
-            return Decision(current_replicas, frozen_proposals, None, False, "FailedGetExternalMetric")
+            return Decision(
+                current_replicas,
+                frozen_proposals,
+                None,
+                False,
+                "FailedGetExternalMetric",
+                details=frozen_details,
+            )
 
         prenormalized = max(metric_replicas, 0)
         if spec.behavior is None:
@@ -267,25 +371,16 @@ class HorizontalPodAutoscaler:
             )
         if desired != current_replicas:
             self._store_scale_event(current_replicas, desired, now)
-        return Decision(desired, frozen_proposals, limited_by, True, "ValidMetricFound", stabilized_by)
-
-    def _propose(self, metric: MetricTarget, value: float, current: int, ready: int) -> int:
-        """replica_calculator.go: ``GetExternalMetricReplicas`` / ``GetExternalPerPodMetricReplicas``."""
-        usage = float(milli_value(value))
-        target = float(milli_value(metric.target))
-        if metric.target_type == "Value":
-            ratio = usage / target
-            if self._within_tolerance(ratio):
-                return current
-            return _to_int32(math.ceil(ratio * float(ready)))
-        ratio = usage / (target * float(current))
-        if self._within_tolerance(ratio):
-            return current
-        return _to_int32(math.ceil(usage / target))
-
-    def _within_tolerance(self, ratio: float) -> bool:
-        tolerance = self.spec.tolerance
-        return (1.0 - tolerance) <= ratio <= (1.0 + tolerance)
+        return Decision(
+            desired,
+            frozen_proposals,
+            limited_by,
+            True,
+            "ValidMetricFound",
+            stabilized_by,
+            details=frozen_details,
+            recommendation=prenormalized,
+        )
 
     def _normalize_legacy(
         self, current: int, prenormalized: int, now: float
