@@ -436,3 +436,42 @@ class AsyncStore:
         with translate_errors("read collector status"):
             raw: dict[str, str] = await self.client.hgetall(COLLECTORS_KEY)
         return {source: decode_status(value) for source, value in sorted(raw.items())}
+
+    async def read_histories(
+        self, keys: Sequence[SeriesKey], *, count: int, after: Sequence[str | None] | None = None
+    ) -> list[tuple[str | None, list[HistoryPoint]]]:
+        """Up to ``count`` newest history points of each series, oldest first, in one pipeline, with the
+        newest entry id read; with ``after[i]`` (an id), only entries newer than it."""
+        if not keys:
+            return []
+        since = list(after) if after is not None else [None] * len(keys)
+        with translate_errors(f"read history of {keys[0].metric}"):
+            pipe = self.client.pipeline(transaction=False)
+            for key, last in zip(keys, since, strict=True):
+                stream = history_key(key.metric, key.series_id)
+                if last is None:
+                    pipe.xrevrange(stream, count=count)
+                else:
+                    pipe.xrevrange(stream, min=_next_id(last), count=count)
+            replies = await pipe.execute()
+        return [
+            (entries[0][0] if entries else last, _history_points(entries))
+            for entries, last in zip(replies, since, strict=True)
+        ]
+
+
+def _next_id(entry_id: str) -> str:
+    """The smallest stream id after ``entry_id``: an inclusive start that works before Redis 6.2 too."""
+    milliseconds, _, sequence = entry_id.partition("-")
+    return f"{milliseconds}-{int(sequence or 0) + 1}"
+
+
+def _history_points(entries: Sequence[tuple[str, Mapping[str, str]]]) -> list[HistoryPoint]:
+    """XREVRANGE entries (newest first) as points, oldest first; an entry with a bad number is left out."""
+    points: list[HistoryPoint] = []
+    for _id, row in reversed(entries):
+        try:
+            points.append(HistoryPoint(float(row["v"]), float(row["t"]), float(row["c"])))
+        except (KeyError, ValueError):
+            continue
+    return points

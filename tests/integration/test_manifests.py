@@ -626,6 +626,7 @@ def example_hpas() -> Iterator[tuple[str, dict[str, Any]]]:
     [
         ("hpa-sqs-backlog.yaml", "sqs_messages", "AverageValue", {"queue": "orders"}),
         ("hpa-aurora-cpu.yaml", "aurora_cpu_percent", "Value", {"cluster": "prod"}),
+        ("hpa-sqs-smoothed.yaml", "sqs_messages", "AverageValue", {"queue": "orders", "state": "visible"}),
     ],
 )
 def test_example_hpa_scales_on_an_external_metric(
@@ -640,6 +641,28 @@ def test_example_hpa_scales_on_an_external_metric(
     target = spec["external"]["target"]
     assert target["type"] == target_type
     assert set(target) == {"type", {"AverageValue": "averageValue", "Value": "value"}[target_type]}
+
+
+@pytest.mark.parametrize(
+    ("file_name", "metric", "target"),
+    [
+        ("hpa-derived-pressure.yaml", "orders_pressure", {"type": "Value", "value": "1"}),
+        (
+            "hpa-sqs-projected.yaml",
+            "orders_backlog_in_a_minute",
+            {"type": "AverageValue", "averageValue": "100"},
+        ),
+    ],
+)
+def test_example_hpa_of_a_derived_metric_sends_no_selector(
+    file_name: str, metric: str, target: dict[str, str]
+) -> None:
+    # A derived metric is one item without labels (docs/signals.md): a selector would match nothing.
+    hpa = dict(example_hpas())[file_name]
+    validate(hpa)
+    (spec,) = hpa["spec"]["metrics"]
+    assert spec["external"]["metric"] == {"name": metric}
+    assert spec["external"]["target"] == target
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ class MemoryAws:
     deleted: list[int] = field(default_factory=list)
     sent_delayed: int = 0
     cpu_points: list[tuple[float, float]] = field(default_factory=list)
+    deleted_points: list[tuple[float, int]] = field(default_factory=list)
 
     def send(self, count: int, *, delay_every: int, delay_seconds: int) -> None:
         assert delay_every == DELAY_EVERY
@@ -58,6 +59,9 @@ class MemoryAws:
     def publish_cpu(self, cluster: str, points: Sequence[tuple[float, float]]) -> None:
         assert cluster == "demo"
         self.cpu_points.extend(points)
+
+    def publish_deleted(self, queue: str, points: Sequence[tuple[float, int]]) -> None:
+        self.deleted_points.extend(points)
 
 
 @dataclass

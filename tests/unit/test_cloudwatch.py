@@ -424,6 +424,48 @@ def test_consumed_capacity_preset_is_served_per_second(cloudwatch: Any, executor
     assert sample.value == pytest.approx(20.0)
 
 
+@pytest.mark.parametrize(
+    ("preset_name", "metric_name"),
+    [("sqs_sent", "NumberOfMessagesSent"), ("sqs_deleted", "NumberOfMessagesDeleted")],
+)
+def test_sqs_throughput_presets_are_served_per_second(
+    cloudwatch: Any, executor: ThreadPoolExecutor, preset_name: str, metric_name: str
+) -> None:
+    # GIVEN a queue that had 900 messages sent (or deleted) in the last complete minute
+    cloudwatch.put_metric_data(
+        Namespace="AWS/SQS",
+        MetricData=[
+            {
+                "MetricName": metric_name,
+                "Dimensions": [{"Name": "QueueName", "Value": "orders"}],
+                "Value": 900.0,
+                "Timestamp": datetime.datetime.fromtimestamp(MINUTE - 50, tz=datetime.UTC),
+            }
+        ],
+    )
+    preset = PRESETS[preset_name]
+    query = CloudWatchQuery(
+        metric=preset.metric,
+        labels=((preset.label, "orders"),),
+        metric_stat=MetricStatSpec(
+            namespace=preset.namespace,
+            metric_name=preset.metric_name,
+            stat=preset.stat,
+            dimensions=((preset.dimension, "orders"),),
+        ),
+        scale=preset.scale,
+        missing_as_zero=preset.missing_as_zero,
+    )
+
+    # WHEN it is collected
+    rounds = CloudWatchSampler(ClientFactory(), clock=FakeClock(NOW)).round([cw_source(query)], executor)
+
+    # THEN Sum/60 is served, labelled with the queue: 15 messages per second
+    (sample,) = rounds["shop-db"].samples
+    assert (sample.metric, sample.labels["queue"]) == (f"sqs_{preset_name[4:]}_per_second", "orders")
+    assert sample.value == pytest.approx(15.0)
+
+
 def test_each_query_is_fetched_once_per_period(cloudwatch: Any, executor: ThreadPoolExecutor) -> None:
     # GIVEN half a minute into a five-minute period, a one-minute and a five-minute query with data in
     # their newest complete periods

@@ -126,6 +126,8 @@ def test_example_config_documents_every_field() -> None:
         *schema.QUERY_KEYS,
         *schema.METRIC_POLICY_KEYS,
         *schema.FALLBACK_KEYS,
+        *schema.WINDOW_KEYS,
+        *schema.DERIVED_KEYS,
         *schema.EXPOSURE_KEYS,
         *schema.OBJECT_KEYS,
     )

@@ -87,3 +87,15 @@ def test_an_empty_timeline_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="empty"):
         render_chart([], tmp_path / "empty.png", "empty")
     assert not (tmp_path / "empty.png").exists()
+
+
+def test_the_pressure_chart_draws_the_derived_values_and_the_cpu_target(tmp_path: Path) -> None:
+    # GIVEN the same run drawn as the backlog chart and as the --derived-pressure chart
+    timeline = synthetic_timeline()
+    plain = render_chart(timeline, tmp_path / "plain.png", "t").read_bytes()
+
+    drawn = render_chart(timeline, tmp_path / "pressure.png", "t", derived="orders_pressure").read_bytes()
+
+    # THEN both are 1000x600 PNGs, and they differ (dots over the replicas, the 70 % line)
+    assert png_size(drawn) == (1000, 600)
+    assert drawn != plain

@@ -6,9 +6,9 @@ deployment fails fast with one readable message instead of one error per attempt
 
 Layout: ``model`` (the frozen values everything else imports), ``presets``, ``errors``, ``loader``
 (text or file to a mapping, and the two entry points), ``schema`` (each section's keys, stated once),
-``section`` (the typed reader), ``document``, ``sources``, ``queries`` and ``policies`` (mapping to
-values), ``checks`` (rules across the document), ``messages`` (shared wording) and ``default.yaml``
-(the built-in demo document).
+``section`` (the typed reader), ``document``, ``sources``, ``queries``, ``policies``, ``signals``
+(fallback, window, keep-alive) and ``derived`` (mapping to values), ``checks`` (rules across the
+document), ``messages`` (shared wording) and ``default.yaml`` (the built-in demo document).
 
 The validator is hand-written rather than a schema library: pydantic would add its own import, a
 multiple of this whole package's, to every Lambda cold start, and its ~9 MB to the layer and the image.
@@ -28,16 +28,19 @@ from tidegauge.config.model import (
     CloudWatchSource,
     Config,
     Defaults,
+    DerivedMetric,
     ExposureDecision,
     ExposureRule,
     Fallback,
     Labels,
+    LastKnownGood,
     MetricPolicy,
     MetricStatSpec,
     RedisSettings,
     SamplingSettings,
     Source,
     SqsSource,
+    Window,
 )
 from tidegauge.config.objects import ObjectRule, ResourceType, Template
 from tidegauge.config.presets import PRESETS, Preset
@@ -70,10 +73,12 @@ __all__ = [
     "ConfigError",
     "ConfigIssue",
     "Defaults",
+    "DerivedMetric",
     "ExposureDecision",
     "ExposureRule",
     "Fallback",
     "Labels",
+    "LastKnownGood",
     "MetricPolicy",
     "MetricStatSpec",
     "ObjectRule",
@@ -84,6 +89,7 @@ __all__ = [
     "Source",
     "SqsSource",
     "Template",
+    "Window",
     "load_config",
     "parse_config",
 ]

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from tidegauge import environment, names
 from tidegauge.config.checks import check_metric_collisions, check_query_ages
+from tidegauge.config.derived import parse_derived
 from tidegauge.config.errors import DOCUMENT, ConfigError, ConfigIssue, Issues
 from tidegauge.config.messages import describe
 from tidegauge.config.model import (
@@ -71,8 +72,9 @@ def build_config(data: Any, origin: str, url_override: tuple[str, str] | None) -
     entries = parse_metric_entries(root, produced)
     check_metric_collisions(issues, placed_sources)
     check_query_ages(issues, placed_sources, entries, defaults)
-    exposure = parse_exposure(root, produced)
-    objects = parse_objects(root, produced)
+    derived = parse_derived(root, produced)
+    exposure = parse_exposure(root, produced | set(derived))
+    objects = parse_objects(root, produced | set(derived))
     if issues.items:
         raise ConfigError(issues.items, origin)
     metrics = {
@@ -85,6 +87,9 @@ def build_config(data: Any, origin: str, url_override: tuple[str, str] | None) -
             fallback=entry.fallback,
             unit=entry.unit,
             description=entry.description,
+            window=entry.window,
+            keep_alive_seconds=entry.keep_alive_seconds,
+            last_known_good=entry.last_known_good,
         )
         for metric, (_, entry) in entries.items()
     }
@@ -96,6 +101,7 @@ def build_config(data: Any, origin: str, url_override: tuple[str, str] | None) -
         sources=sources,
         metrics=MappingProxyType(metrics),
         exposure=exposure,
+        derived=MappingProxyType(derived),
         objects=objects,
     )
 

@@ -151,11 +151,45 @@ class Fallback:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class LastKnownGood:
+    """When nothing is fresh, serve each series' newest value (its real timestamp) while it is at most
+    ``max_age_seconds`` past the metric's max age (``fallback: {mode: last_known_good}``)."""
+
+    max_age_seconds: float
+
+
+WindowFunction: TypeAlias = Literal["max", "avg", "p90", "ewma"]
+WINDOW_FUNCTIONS: Final[tuple[WindowFunction, ...]] = ("max", "avg", "p90", "ewma")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Window:
+    """Serve ``function`` of each series' last ``seconds`` of history (source time), not its raw value."""
+
+    seconds: float
+    function: WindowFunction
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class MetricPolicy:
     """How the server serves one metric; ``max_age_seconds`` is always resolved."""
 
     max_age_seconds: float
     fallback: Fallback | None = None
+    unit: str | None = None
+    description: str | None = None
+    window: Window | None = None
+    keep_alive_seconds: float | None = None
+    """A series non-zero at any point of the last ``keep_alive_seconds`` is served as at least 1."""
+    last_known_good: LastKnownGood | None = None
+    """Read from ``fallback: {mode: last_known_good, max_age_seconds: N}``: not a key of its own."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DerivedMetric:
+    """A metric the server computes at serve time from other metrics' fresh series (docs/signals.md)."""
+
+    expression: str
     unit: str | None = None
     description: str | None = None
 
@@ -202,6 +236,7 @@ class Config:
     sources: tuple[Source, ...] = ()
     metrics: Mapping[str, MetricPolicy] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     exposure: tuple[ExposureRule, ...] | None = None
+    derived: Mapping[str, DerivedMetric] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     objects: tuple[ObjectRule, ...] = ()
     """Which series describe which Kubernetes objects (the custom metrics API); see :mod:`.objects`."""
 
@@ -221,8 +256,8 @@ class Config:
         raise KeyError(f"no source named {name!r}; known sources: {known}")
 
     def metric_names(self) -> tuple[str, ...]:
-        """Every metric some source produces, sorted."""
-        return tuple(sorted({metric for metric, _ in producers(self.sources)}))
+        """Every metric some source produces, and every derived metric, sorted."""
+        return tuple(sorted({metric for metric, _ in producers(self.sources)} | set(self.derived)))
 
     def metric_policy(self, metric: str) -> MetricPolicy:
         """The serving policy of ``metric``: its ``metrics:`` entry, else its producers' or the default age.

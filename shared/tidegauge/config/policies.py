@@ -7,9 +7,10 @@ from typing import NamedTuple
 
 from tidegauge import names
 from tidegauge.config.messages import did_you_mean
-from tidegauge.config.model import ExposureRule, Fallback
-from tidegauge.config.schema import EXPOSURE_KEYS, FALLBACK_KEYS, METRIC_POLICY_KEYS
+from tidegauge.config.model import ExposureRule, Fallback, LastKnownGood, Window
+from tidegauge.config.schema import EXPOSURE_KEYS, METRIC_POLICY_KEYS
 from tidegauge.config.section import Section, as_section
+from tidegauge.config.signals import parse_fallback, parse_keep_alive, parse_window
 
 _GLOB_CHARACTERS = frozenset("*?[")
 
@@ -19,6 +20,9 @@ class MetricEntry(NamedTuple):
     fallback: Fallback | None
     unit: str | None
     description: str | None
+    last_known_good: LastKnownGood | None = None
+    window: Window | None = None
+    keep_alive_seconds: float | None = None
 
 
 def parse_metric_entries(root: Section, produced: set[str]) -> dict[str, tuple[str, MetricEntry]]:
@@ -46,27 +50,20 @@ def parse_metric_entries(root: Section, produced: set[str]) -> dict[str, tuple[s
         section = as_section(root.issues, path, body if body is not None else {}, METRIC_POLICY_KEYS)
         if section is None:
             continue
+        fallback, last_known_good = parse_fallback(section)
         result[metric] = (
             path,
             MetricEntry(
                 max_age_seconds=section.optional_number("max_age_seconds", above=0),
-                fallback=_parse_fallback(section),
+                fallback=fallback,
                 unit=section.string("unit", max_length=64),
                 description=section.string("description", max_length=1024),
+                last_known_good=last_known_good,
+                window=parse_window(section),
+                keep_alive_seconds=parse_keep_alive(section),
             ),
         )
     return result
-
-
-def _parse_fallback(section: Section) -> Fallback | None:
-    fallback = section.section("fallback", FALLBACK_KEYS)
-    if fallback is None:
-        return None
-    value = fallback.optional_number("value", required=True, minimum=-9.2e15, maximum=9.2e15)
-    after = fallback.optional_number("after_seconds", required=True, minimum=0)
-    if value is None or after is None:
-        return None
-    return Fallback(value=value, after_seconds=after)
 
 
 def parse_exposure(root: Section, produced: set[str]) -> tuple[ExposureRule, ...] | None:

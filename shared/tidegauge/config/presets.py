@@ -111,5 +111,27 @@ PRESETS: Final[Mapping[str, Preset]] = MappingProxyType(
             label="queue",
             description="age of the oldest message in an SQS queue, seconds",
         ),
+        "sqs_sent": Preset(
+            metric="sqs_sent_per_second",
+            namespace="AWS/SQS",
+            metric_name="NumberOfMessagesSent",
+            stat="Sum",
+            dimension="QueueName",
+            label="queue",
+            description="messages sent to an SQS queue per second (arrival rate)",
+            missing_as_zero=True,
+            scale=1 / 60,
+        ),
+        "sqs_deleted": Preset(
+            metric="sqs_deleted_per_second",
+            namespace="AWS/SQS",
+            metric_name="NumberOfMessagesDeleted",
+            stat="Sum",
+            dimension="QueueName",
+            label="queue",
+            description="messages deleted from an SQS queue per second (drain rate: processed messages)",
+            missing_as_zero=True,
+            scale=1 / 60,
+        ),
     }
 )

@@ -14,12 +14,14 @@ from typing import Any, Final, NamedTuple
 from tidegauge.config.model import (
     Config,
     Defaults,
+    DerivedMetric,
     ExposureRule,
     Fallback,
     MetricPolicy,
     MetricStatSpec,
     RedisSettings,
     SamplingSettings,
+    Window,
 )
 
 
@@ -32,8 +34,11 @@ TOP_LEVEL_KEYS: Final = keys_of(Config)
 REDIS_KEYS: Final = keys_of(RedisSettings)
 SAMPLING_KEYS: Final = keys_of(SamplingSettings)
 DEFAULTS_KEYS: Final = keys_of(Defaults)
-METRIC_POLICY_KEYS: Final = keys_of(MetricPolicy)
-FALLBACK_KEYS: Final = keys_of(Fallback)
+METRIC_POLICY_KEYS: Final = tuple(key for key in keys_of(MetricPolicy) if key != "last_known_good")
+FALLBACK_MODES: Final = ("value", "last_known_good")
+FALLBACK_KEYS: Final = ("mode", *keys_of(Fallback), "max_age_seconds")
+WINDOW_KEYS: Final = keys_of(Window)
+DERIVED_KEYS: Final = keys_of(DerivedMetric)
 EXPOSURE_KEYS: Final = keys_of(ExposureRule)
 STAT_KEYS: Final = keys_of(MetricStatSpec)
 OBJECT_KEYS: Final = ("metric", "selector", "resource", "kind", "api_version", "namespace", "name")

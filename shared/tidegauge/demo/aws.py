@@ -160,6 +160,24 @@ class DemoAws:
             ],
         )
 
+    def publish_deleted(self, queue: str, points: Sequence[tuple[float, int]]) -> None:
+        """High-resolution NumberOfMessagesDeleted datapoints of the queue: (Unix time, count), as SQS
+        publishes them (moto's SQS does not)."""
+        self.cloudwatch.put_metric_data(
+            Namespace="AWS/SQS",
+            MetricData=[
+                {
+                    "MetricName": "NumberOfMessagesDeleted",
+                    "Dimensions": [{"Name": "QueueName", "Value": queue}],
+                    "Timestamp": datetime.datetime.fromtimestamp(at, tz=datetime.UTC),
+                    "Value": float(count),
+                    "Unit": "Count",
+                    "StorageResolution": 1,
+                }
+                for at, count in points
+            ],
+        )
+
     def close(self) -> None:
         for client in (self.sqs, self.cloudwatch, self.ssm):
             client.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from tidegauge.demo.scenario import CPU_TARGET_PERCENT
 from tidegauge.demo.timeline import TimelinePoint
 
 WIDTH_INCHES = 10
@@ -17,8 +18,14 @@ DPI = 100
 _MINUTES_ABOVE_SECONDS = 180.0
 
 
-def render_chart(timeline: Sequence[TimelinePoint], path: Path, title: str) -> Path:
-    """Draw ``timeline`` into a 1000x600 PNG at ``path`` (parent folders created) and return the path."""
+def render_chart(
+    timeline: Sequence[TimelinePoint], path: Path, title: str, *, derived: str | None = None
+) -> Path:
+    """Draw ``timeline`` into a 1000x600 PNG at ``path`` (parent folders created) and return the path.
+
+    With ``derived`` (the HPA's one metric, in replicas), its values are drawn over the replicas and the
+    CPU target as a line; otherwise the ``sqs_messages`` values the HPA saw are drawn over the backlog.
+    """
     if not timeline:
         raise ValueError("cannot draw a chart of an empty timeline")
     import matplotlib
@@ -44,14 +51,15 @@ def render_chart(timeline: Sequence[TimelinePoint], path: Path, title: str) -> P
         alpha=0.8,
     )
     seen = _new_observations(timeline)
-    backlog_axes.scatter(
-        [point.t / scale for point in seen],
-        [point.hpa_value for point in seen],
-        s=14,
-        color="#222222",
-        label="sqs_messages seen by the HPA",
-        zorder=3,
-    )
+    if derived is None:
+        backlog_axes.scatter(
+            [point.t / scale for point in seen],
+            [point.hpa_value for point in seen],
+            s=14,
+            color="#222222",
+            label="sqs_messages seen by the HPA",
+            zorder=3,
+        )
     backlog_axes.set_ylabel("messages")
     backlog_axes.set_ylim(bottom=0)
     backlog_axes.set_title(title)
@@ -87,6 +95,16 @@ def render_chart(timeline: Sequence[TimelinePoint], path: Path, title: str) -> P
     )
     cpu_axes.set_ylim(0, 100)
     cpu_axes.set_ylabel("Aurora CPU %")
+    if derived is not None:
+        replicas_axes.scatter(
+            [point.t / scale for point in seen],
+            [point.hpa_value for point in seen],
+            s=10,
+            color="#222222",
+            label=f"{derived} seen by the HPA",
+            zorder=3,
+        )
+        cpu_axes.axhline(CPU_TARGET_PERCENT, color="#9d755d", linestyle=":", label="CPU target")
 
     handles, labels = replicas_axes.get_legend_handles_labels()
     cpu_handles, cpu_labels = cpu_axes.get_legend_handles_labels()

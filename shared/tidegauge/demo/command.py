@@ -63,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the workload's noise (default 7)")
     parser.add_argument(
+        "--derived-pressure",
+        action="store_true",
+        help="scale on the derived metric orders_pressure (backlog, capped by what the database takes at "
+        "70 %% CPU) with a dearer database; the chart shows the backlog and the CPU",
+    )
+    parser.add_argument(
         "--external-backlog",
         action="store_true",
         help="read the queue backlog as an External metric (default: as the Object metric of Deployment "
@@ -85,6 +91,8 @@ def build_scenario(args: argparse.Namespace) -> tuple[Scenario, int]:
         steps = round(scenario.simulated_seconds / scenario.step_seconds)
     if args.seed != scenario.seed:
         scenario = dataclasses.replace(scenario, seed=args.seed)
+    if args.derived_pressure:
+        scenario = scenario.with_derived_pressure()
     if not args.external_backlog:
         scenario = dataclasses.replace(scenario, backlog_object=DEMO_DEPLOYMENT)
     return scenario, steps

@@ -70,13 +70,15 @@ def demo_config_yaml(
     cluster_name: str,
     namespace: str = DEMO_NAMESPACE,
     deployment: str = DEMO_DEPLOYMENT,
+    derived_pressure: str | None = None,
 ) -> str:
     """The YAML document the collectors read from SSM and the server from a file.
 
     Its ``objects:`` rule says the queue's series describe Deployment ``namespace/deployment``, so the
-    same backlog is served as an External metric and as that Deployment's Object metric.
+    same backlog is served as an External metric and as that Deployment's Object metric. With
+    ``derived_pressure`` (an expression), also the queue's deletions and the derived metric.
     """
-    document = {
+    document: dict[str, object] = {
         "version": 1,
         "redis": {"url": redis_url},
         "sampling": {
@@ -118,11 +120,36 @@ def demo_config_yaml(
             }
         ],
     }
+    if derived_pressure is not None:
+        _add_derived_pressure(document, timing, queue_name, derived_pressure)
     header = (
         "# tidegauge demo configuration, generated for time compression "
         f"{timing.compression:g}: wall-clock seconds throughout.\n"
     )
     return header + yaml.safe_dump(document, sort_keys=False)
+
+
+def _add_derived_pressure(
+    document: dict[str, object], timing: DemoTiming, queue_name: str, expression: str
+) -> None:
+    """The deletions query (the simulated world publishes them, as SQS would) and the derived metric.
+
+    A datapoint is the messages deleted in one period of ``cloudwatch_period_seconds`` WALL seconds,
+    that is ``period * compression`` simulated seconds, hence the scale to messages per simulated second.
+    """
+    sources = document["sources"]
+    assert isinstance(sources, list)
+    period = timing.cloudwatch_period_seconds
+    sources[1]["queries"].append(
+        {
+            "preset": "sqs_deleted",
+            "identifier": queue_name,
+            "period_seconds": period,
+            "scale": round(1 / (period * timing.compression), 9),
+            "max_age_seconds": timing.cpu_max_age_seconds,
+        }
+    )
+    document["derived"] = {"orders_pressure": {"expression": expression, "unit": "replicas"}}
 
 
 def validated(text: str) -> Config:

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from tidegauge.demo.aggregator import FailedReading, MetricReading
 from tidegauge.demo.aws import QueueDepth
-from tidegauge.demo.scenario import SQS_METRIC, Scenario
+from tidegauge.demo.scenario import PRESSURE_METRIC, SQS_METRIC, Scenario
 from tidegauge.demo.timeline import TimelinePoint
 from tidegauge.demo.workload import Pods, Workload
 from tidegauge.hpa_algorithm import HorizontalPodAutoscaler, MetricTarget
@@ -41,6 +41,7 @@ class SimulatedAws(Protocol):
     def delete(self, handles: list[str]) -> None: ...
     def queue_depth(self) -> QueueDepth: ...
     def publish_cpu(self, cluster: str, points: Sequence[tuple[float, float]]) -> None: ...
+    def publish_deleted(self, queue: str, points: Sequence[tuple[float, int]]) -> None: ...
 
 
 class ExternalMetrics(Protocol):
@@ -103,6 +104,7 @@ class Driver:
         self.steps = 0
         self._in_flight: list[str] = []
         self._cpu_window: list[float] = []
+        self._deleted_window = 0
         self._seen: dict[str, _Seen] = {}
         self._steps_per_sync = max(1, round(scenario.sync_period_seconds / scenario.step_seconds))
         self._steps_per_cpu = max(1, round(CPU_PUBLISH_SECONDS / scenario.step_seconds))
@@ -118,6 +120,8 @@ class Driver:
         idle = self.workload.aurora_cpu(0.0, self.pods.desired)
         points = [(now - offset, idle) for offset in range(2 * period_seconds + 1)]
         self.aws.publish_cpu(self.scenario.cluster_name, points)
+        if self.scenario.derived_pressure:
+            self.aws.publish_deleted(self.scenario.queue_name, [(at, 0) for at, _ in points])
 
     def wait_for_metrics(self, timeout_seconds: float) -> list[str]:
         """Poll until the server answers every HPA metric; the names still failing at the deadline."""
@@ -179,16 +183,20 @@ class Driver:
         self.t = self.steps * dt
         cpu = self.workload.aurora_cpu(processed / dt, ready)
         self._cpu_window.append(cpu)
+        self._deleted_window += processed
         if self.steps % self._steps_per_cpu == 0:
             self.aws.publish_cpu(
                 self.scenario.cluster_name, [(self.wall(), statistics.fmean(self._cpu_window))]
             )
             self._cpu_window.clear()
+            if self.scenario.derived_pressure:
+                self.aws.publish_deleted(self.scenario.queue_name, [(self.wall(), self._deleted_window)])
+            self._deleted_window = 0
         if self.steps % self._steps_per_sync == 0:
             self.check()
             self.sync()
         depth = self.aws.queue_depth()
-        seen = self._seen.get(SQS_METRIC)
+        seen = self._seen.get(PRESSURE_METRIC if self.scenario.derived_pressure else SQS_METRIC)
         point = TimelinePoint(
             t=self.t,
             visible=depth.visible,

@@ -15,7 +15,7 @@ from tidegauge.demo.chart import render_chart
 from tidegauge.demo.config import DemoTiming
 from tidegauge.demo.driver import Driver
 from tidegauge.demo.report import Verdict, verdict, write_result
-from tidegauge.demo.scenario import SQS_METRIC, Scenario
+from tidegauge.demo.scenario import CPU_TARGET_PERCENT, SQS_METRIC, Scenario, pressure_expression
 from tidegauge.demo.stack import CONFIG_PARAMETER_NAME, Stack
 from tidegauge.demo.view import LiveView, format_clock, summary
 from tidegauge.demo.workload import RateProfile, RateSegment, Workload
@@ -41,7 +41,14 @@ class Demo:
         self.keep_running = keep_running
         self.out = out
         self.timing = DemoTiming.for_compression(scenario.time_compression)
-        self.stack = Stack(output_dir, self.timing, scenario.queue_name, scenario.cluster_name)
+        pressure = (
+            pressure_expression(scenario.queue_name, scenario.cluster_name)
+            if scenario.derived_pressure
+            else None
+        )
+        self.stack = Stack(
+            output_dir, self.timing, scenario.queue_name, scenario.cluster_name, derived_pressure=pressure
+        )
         self.aggregator: AggregatorClient | None = None
         self.driver: Driver | None = None
         self.view: LiveView | None = None
@@ -111,7 +118,7 @@ class Demo:
         self._say("")
         self._say(f"The stack keeps running (quiet workload, {quiet:g} msg/s). Query it as a real client:")
         self._say(f"  kubectl --kubeconfig {kubeconfig.resolve()} get --raw '{path}'")
-        if scenario.backlog_object is not None:
+        if scenario.backlog_object is not None and backlog.name == SQS_METRIC:
             custom = object_metric_path(
                 scenario.namespace, "deployments.apps", scenario.backlog_object, backlog.name
             )
@@ -157,6 +164,11 @@ class Demo:
         if driver.lag_seconds > 1:
             wall += f" ({driver.lag_seconds:.1f} s behind the clock: some steps overran)"
         self._say(wall)
+        if self.scenario.derived_pressure:
+            busiest = max((point.cpu for point in timeline if point.cpu is not None), default=0.0)
+            self._say(
+                f"  max Aurora CPU {busiest:.0f} % (target {CPU_TARGET_PERCENT:g} %, held by orders_pressure)"
+            )
         result = write_result(
             self.output_dir / "result.json",
             scenario=self.scenario,
@@ -191,7 +203,8 @@ class Demo:
             f"({scenario.simulated_seconds:g} s simulated at {scenario.time_compression:g}x)"
         )
         try:
-            return render_chart(self.driver.timeline, self.output_dir / "demo.png", title)
+            derived = "orders_pressure" if scenario.derived_pressure else None
+            return render_chart(self.driver.timeline, self.output_dir / "demo.png", title, derived=derived)
         except ImportError:
             self._say("note: matplotlib is not installed, no chart drawn (pip install matplotlib)")
             return None

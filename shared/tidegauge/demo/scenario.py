@@ -8,6 +8,7 @@ the burst fits in a run of a few simulated minutes. Scale-up uses the upstream d
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from tidegauge.demo.workload import CpuModel, Pods, RateProfile, Workload
@@ -15,6 +16,11 @@ from tidegauge.hpa_algorithm import Behavior, HpaSpec, MetricTarget, ScalingPoli
 
 SQS_METRIC = "sqs_messages"
 CPU_METRIC = "aurora_cpu_percent"
+PRESSURE_METRIC = "orders_pressure"
+"""The derived metric of ``--derived-pressure`` (see :func:`pressure_expression`)."""
+CPU_TARGET_PERCENT = 70.0
+PRESSURE_CPU_PER_MESSAGE_PER_SECOND = 10.0
+"""With ``--derived-pressure`` the database is dearer: seven busy pods would take it past 70 %."""
 MIN_SIMULATED_SECONDS = 300.0
 """Shorter runs leave no room for burst, drain and the 60 s scale-down window."""
 
@@ -43,6 +49,26 @@ def demo_hpa_spec(queue_name: str, cluster_name: str) -> HpaSpec:
     )
 
 
+def pressure_expression(queue_name: str, cluster_name: str) -> str:
+    """Replicas for the backlog (one per 6 messages), but no more than the database takes at 70 % CPU.
+
+    The database's capacity in messages per second is ``70 / (cpu / deleted_per_second)`` (its CPU
+    cost per processed message, measured live); each pod drains 1 msg/s, so that is also pods. One
+    pod less than that leaves room for the HPA's rounding up (``ceil``); the floors keep an idle
+    queue from dividing by zero.
+    """
+    backlog = f'sqs_messages{{queue="{queue_name}"}}'
+    deleted = f'sqs_deleted_per_second{{queue="{queue_name}"}}'
+    cpu = f'aurora_cpu_percent{{cluster="{cluster_name}"}}'
+    capacity = f"{CPU_TARGET_PERCENT:g} * max({deleted}, 0.1) / max({cpu}, 1) - 1"
+    return f"min({backlog} / {BACKLOG_PER_POD}, {capacity})"
+
+
+def pressure_hpa_spec(base: HpaSpec) -> HpaSpec:
+    """The demo's HPA on the derived metric alone: AverageValue 1, so its value is the replicas."""
+    return dataclasses.replace(base, metrics=(MetricTarget(PRESSURE_METRIC, "", "AverageValue", 1),))
+
+
 @dataclass(frozen=True)
 class Scenario:
     """Everything the demo driver needs to reproduce a run, in simulated seconds.
@@ -67,6 +93,8 @@ class Scenario:
     initial_replicas: int
     cpu_model: CpuModel
     seed: int
+    derived_pressure: bool = False
+    """Scale on :data:`PRESSURE_METRIC` (backlog capped by the database's CPU) instead of the raw two."""
     backlog_object: str | None = None
     """The Deployment (in ``namespace``) whose Object metric the HPA reads the backlog as, through
     custom.metrics.k8s.io; None: the backlog is an External metric like the CPU."""
@@ -120,6 +148,17 @@ class Scenario:
             initial_replicas=1,
             cpu_model=CpuModel(percent_per_message_per_second=6.0),
             seed=7,
+        )
+
+    def with_derived_pressure(self) -> Scenario:
+        """This scenario with a dearer database and the HPA on the derived pressure metric."""
+        return dataclasses.replace(
+            self,
+            hpa=pressure_hpa_spec(self.hpa),
+            cpu_model=dataclasses.replace(
+                self.cpu_model, percent_per_message_per_second=PRESSURE_CPU_PER_MESSAGE_PER_SECOND
+            ),
+            derived_pressure=True,
         )
 
     @classmethod

@@ -98,6 +98,8 @@ class Stack:
     timing: DemoTiming
     queue_name: str
     cluster_name: str
+    derived_pressure: str | None = None
+    """The expression of the derived metric ``orders_pressure`` (``--derived-pressure``), if any."""
     python: str = sys.executable
     redis_server: RedisServer | None = None
     redis_url: str = ""
@@ -155,6 +157,7 @@ class Stack:
             self.timing,
             queue_name=self.queue_name,
             cluster_name=self.cluster_name,
+            derived_pressure=self.derived_pressure,
         )
         config = validated(text)
         self.config_path = self.output_dir / "tidegauge-demo.yaml"

@@ -58,6 +58,9 @@ def summary(config: Config) -> str:
     ]
     lines += [f"source {source.name}: {source.kind}" for source in config.sources]
     for metric in config.metric_names():
+        if metric in config.derived:
+            lines.append(f"metric {metric}: derived = {config.derived[metric].expression}")
+            continue
         policy = config.metric_policy(metric)
         fallback = " with a fallback" if policy.fallback is not None else ""
         lines.append(f"metric {metric}: max age {policy.max_age_seconds:g} s{fallback}")

@@ -29,11 +29,11 @@ from tidegauge.server.discovery import Discovery
 from tidegauge.server.health import Readiness
 from tidegauge.server.openapi import OpenApi
 from tidegauge.server.pods import PodCache
-from tidegauge.server.provider import ExternalMetricsProvider, MetricNotFound
+from tidegauge.server.provider import MetricNotFound
 from tidegauge.server.routing import Route, RouteKind, resolve, selector_from_query
 from tidegauge.server.settings import DEFAULT_RESPONSE_CACHE_BYTES
 from tidegauge.server.telemetry import Telemetry
-from tidegauge.server.types import encode_external_list
+from tidegauge.server.types import ExternalMetrics, encode_external_list
 from tidegauge.store import StoreError, StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ _READ_METHODS = frozenset(("GET", "HEAD"))
 class Services:
     """What the routes need, built once by :mod:`.runner`."""
 
-    provider: ExternalMetricsProvider
+    provider: ExternalMetrics
     authenticator: Authenticator
     authorizer: Authorizer
     readiness: Readiness

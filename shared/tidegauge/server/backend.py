@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from tidegauge.errors import UsageError
-from tidegauge.model import Sample
+from tidegauge.model import HistoryPoint, Sample, SeriesKey
 from tidegauge.records import InvalidRecordHook, LabelMatcher
 from tidegauge.redis_connection import ConnectionSettings, cluster_enabled_async
 from tidegauge.server.health import RedisHealth
@@ -34,6 +34,15 @@ class ServerStore(Protocol):
     async def metric_names(self) -> set[str]: ...
     async def ping(self) -> bool: ...
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class HistoryStore(Protocol):
+    """A store that also reads history streams (:class:`AsyncStore` does; test wrappers may not)."""
+
+    async def read_histories(
+        self, keys: Sequence[SeriesKey], *, count: int, after: Sequence[str | None] | None = None
+    ) -> list[tuple[str | None, list[HistoryPoint]]]: ...
 
 
 async def connect_when_answering(
@@ -131,6 +140,18 @@ class RedisBackend:
 
     async def read_latest(self, metric: str, selector: LabelMatcher | None = None) -> list[Sample]:
         return await self._call(lambda store: store.read_latest(metric, selector))
+
+    async def read_histories(
+        self, keys: Sequence[SeriesKey], *, count: int, after: Sequence[str | None] | None = None
+    ) -> list[tuple[str | None, list[HistoryPoint]]]:
+        """As :meth:`AsyncStore.read_histories`; a store without histories has none to give."""
+
+        async def read(store: ServerStore) -> list[tuple[str | None, list[HistoryPoint]]]:
+            if isinstance(store, HistoryStore):
+                return await store.read_histories(keys, count=count, after=after)
+            return [(None, []) for _ in keys]
+
+        return await self._call(read)
 
     async def metric_names(self) -> set[str]:
         return await self._call(lambda store: store.metric_names())

@@ -20,6 +20,9 @@ Rules, for a request (namespace, selector, metric) at time ``now``:
   Once unfresh for at least ``after_seconds``, one item is served:
   the fallback value, labels = the selector's single-valued equalities, timestamp = ``now``.
   Before that, 404 as without a fallback.
+- Last known good (``fallback: {mode: last_known_good, max_age_seconds: N}``): with nothing fresh, the
+  matching series at most N s past the max age (``now - timestamp <= max_age_seconds + N``) are served
+  with their real timestamps, before any fixed fallback; past that, the fixed fallback or 404.
 - Each series' JSON is rendered once per change of its value or timestamp, not once per request.
 - Each metric's series are read with one HGETALL, shared by all requests for ``snapshot_seconds``
   (concurrent requests wait for the same read), and bounded by ``read_timeout_seconds``: a timeout is
@@ -116,10 +119,12 @@ class ExternalMetricsProvider:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         record_fallback: Callable[[str], None] = lambda metric: None,
+        record_last_known_good: Callable[[str], None] = lambda metric: None,
         record_dropped: Callable[[str, str], None] = lambda metric, reason: None,
         newest_timestamps: dict[str, float] | None = None,
     ) -> None:
-        """``record_fallback(metric)`` hears of each fallback served, ``record_dropped(metric, reason)`` of
+        """``record_fallback(metric)`` hears of each fallback served (``record_last_known_good`` of each
+        last-known-good answer), ``record_dropped(metric, reason)`` of
         each series a read leaves out (e.g. |value| >= 9.2e15); ``newest_timestamps`` (per metric, the
         newest source time of its last read) is kept up to date for telemetry."""
         self._reader = reader
@@ -134,6 +139,7 @@ class ExternalMetricsProvider:
         self._unfresh_since: dict[str, dict[tuple[str, str], float]] = {}
         """Per namespace, per (metric, selector): since when nothing matched, least recently asked first."""
         self._record_fallback = record_fallback
+        self._record_last_known_good = record_last_known_good
         self._record_dropped = record_dropped
         self._dropped_log = RateLimitedLog(logger, DROPPED_LOG_INTERVAL_SECONDS, monotonic=monotonic)
         self.newest_timestamps: dict[str, float] = {} if newest_timestamps is None else newest_timestamps
@@ -153,6 +159,7 @@ class ExternalMetricsProvider:
         now = self._clock()
         oldest_fresh = now - policy.max_age_seconds
         fresh: list[ExternalMetricValue] = []
+        stale: list[_Series] = []
         newest_stale: float | None = None
         for series in snapshot.series:
             if not selector.matches(series.labels):
@@ -161,12 +168,20 @@ class ExternalMetricsProvider:
                 continue
             if series.timestamp >= oldest_fresh:
                 fresh.append(series.value)
-            elif newest_stale is None or series.timestamp > newest_stale:
-                newest_stale = series.timestamp
+            else:
+                stale.append(series)
+                if newest_stale is None or series.timestamp > newest_stale:
+                    newest_stale = series.timestamp
         key = (name, str(selector))
         if fresh:
             self._forget_unfresh(namespace, key)
             return fresh
+        if policy.last_known_good is not None:
+            oldest_good = oldest_fresh - policy.last_known_good.max_age_seconds
+            good = [series.value for series in stale if series.timestamp >= oldest_good]
+            if good:
+                self._record_last_known_good(name)
+                return good
         fallback = policy.fallback
         if fallback is not None:
             since = self._unfresh_moment(namespace, key, newest_stale, policy, now)

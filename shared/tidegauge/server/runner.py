@@ -39,12 +39,14 @@ from tidegauge.server.custom import CustomMetricsProvider
 from tidegauge.server.delegate import Delegate, HeldNames
 from tidegauge.server.discovery import CUSTOM_METRICS_VERSIONS, EXTERNAL_METRICS, Discovery, custom_metrics
 from tidegauge.server.health import Readiness, RedisHealth
+from tidegauge.server.histories import SeriesHistories
 from tidegauge.server.kube import KubeClient, KubeConnection, from_kubeconfig, in_cluster
 from tidegauge.server.listener import Listener, connection_cap
 from tidegauge.server.openapi import OpenApi
 from tidegauge.server.pods import PodCache
 from tidegauge.server.provider import ExternalMetricsProvider
 from tidegauge.server.settings import AuthorizationMode, ConnectionLimits, KedaScalerSettings, ServerSettings
+from tidegauge.server.signals import SignalsProvider
 from tidegauge.server.telemetry import CONTENT_TYPE, Telemetry
 from tidegauge.server.tls import ServingTls
 from tidegauge.store import StoreError
@@ -192,8 +194,16 @@ class Server:
             read_timeout_seconds=settings.request_timeout_seconds,
             clock=self.clock,
             record_fallback=telemetry.fallbacks.inc,
+            record_last_known_good=telemetry.last_known_good.inc,
             record_dropped=telemetry.series_dropped.inc,
             newest_timestamps=telemetry.newest_timestamps,
+        )
+        signals = SignalsProvider(
+            provider,
+            SeriesHistories(self.store),
+            self.config,
+            interval_seconds=self.config.sampling.interval_seconds,
+            clock=self.clock,
         )
         self.tls = ServingTls(settings.tls_cert_file, settings.tls_private_key_file, auth_config.all_cas)
         self.authenticator = Authenticator(
@@ -211,12 +221,12 @@ class Server:
             self.held = HeldNames(
                 (*self.config.metric_names(), *self.config.metrics), self.store.metric_names
             )
-        custom = CustomMetricsProvider(provider, self.config.objects)
+        custom = CustomMetricsProvider(signals, self.config.objects)
         self.pods = self._pod_cache()
         entries = [(resource.resource, metric) for resource, metric in custom.metrics()]
         self.served = (*SERVED, *(custom_metrics(version, entries) for version in CUSTOM_METRICS_VERSIONS))
         self.services = Services(
-            provider=provider,
+            provider=signals,
             authenticator=self.authenticator,
             authorizer=authorizer,
             readiness=self.readiness,

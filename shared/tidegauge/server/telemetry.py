@@ -194,6 +194,12 @@ class Telemetry:
         self.fallbacks = Counter(
             "tidegauge_fallback_served_total", "Fallback values served, by metric.", ("metric",), registry
         )
+        self.last_known_good = Counter(
+            "tidegauge_last_known_good_served_total",
+            "Answers of stale series served as last known good, by metric.",
+            ("metric",),
+            registry,
+        )
         self.series_dropped = Counter(
             "tidegauge_series_dropped_total",
             "Series left out of a read, by metric and reason (invalid-record: bad stored time or value; "

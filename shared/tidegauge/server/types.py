@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from tidegauge.quantity import format_quantity
 from tidegauge.selectors import EVERYTHING, Operator, Selector
@@ -82,6 +83,15 @@ class ExternalMetricValue:
 def encode_external_list(values: list[ExternalMetricValue]) -> bytes:
     """The ``ExternalMetricValueList`` document of ``values``."""
     return EXTERNAL_LIST_PREFIX + b",".join([value.encoded() for value in values]) + LIST_SUFFIX
+
+
+class ExternalMetrics(Protocol):
+    """What the routes call: :class:`~tidegauge.server.provider.ExternalMetricsProvider`'s one method,
+    also offered by the signals layer composed around it (:mod:`tidegauge.server.signals`)."""
+
+    async def get_external_metric(
+        self, namespace: str, selector: Selector, name: str
+    ) -> list[ExternalMetricValue]: ...
 
 
 CUSTOM_GROUP = "custom.metrics.k8s.io"
