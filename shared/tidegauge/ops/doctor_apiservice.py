@@ -28,7 +28,7 @@ from tidegauge.ops.findings import Finding, failed, passed, warned
 API_SERVICES = (("external.metrics.k8s.io", "v1beta1"), ("custom.metrics.k8s.io", "v1beta2"))
 REQUIRED = {"external.metrics.k8s.io"}
 """Groups tidegauge must serve; the others are checked only where registered."""
-KEDA_DOCS = "README.md, Troubleshooting: 'tidegauge and KEDA' (docs: Beside KEDA)"
+KEDA_DOCS = "README.md, 'Beside KEDA' (custom metrics only, delegation, or the KEDA external scaler)"
 APPLY = "kubectl apply -k k8s/overlays/self-signed   (or k8s/overlays/cert-manager)"
 DEFAULT_SECURE_PORT = 6443
 _OWNERS = (
