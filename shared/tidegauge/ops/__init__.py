@@ -1,1 +1,3 @@
-"""Operator commands that read the same Redis keys as dashboards: ``tidegauge metrics`` and ``status``."""
+"""Operator commands: ``tidegauge metrics``, ``status``, ``top`` and ``dashboard`` read the same Redis keys as
+dashboards; ``config`` checks a document; ``doctor`` and ``explain`` look at a cluster through the
+``kubernetes`` client (:mod:`.cluster`)."""

@@ -5,6 +5,8 @@
 - :mod:`.rounds` — one sampling round per source kind (``SqsSampler``, ``CloudWatchSampler``)
 - :mod:`.tally` — what a source did in a round, and summed over an invocation (``SourceTally``)
 - :mod:`.sampling` — when to take another round: the sub-minute grid, quiet detection
+- :mod:`.ticks` — the SQS tick chain: one round per invocation, the next tick sent with a delay
+- :mod:`.tracing` — the X-Ray tracer, built only when tracing is on
 - :mod:`.invocation` — one invocation (``Invocation``): rounds, writes, retirement, status and cost
 - :mod:`.collector` — ``Collector``: what a process keeps across invocations, and runs each one
 - :mod:`.events` — which sources an EventBridge event asks for
