@@ -67,7 +67,7 @@ DEFAULT_HISTORY_LENGTH = 1440
 WRITE_ATTEMPTS = 5
 CHANGE_LOG_VERSIONS = 10_000
 """Versions a metric's change log covers: a reader further behind re-reads the whole metric."""
-SCAN_COUNT = 500
+SCAN_COUNT = 100
 """Fields asked per HSCAN/HMGET step of a full read, so no step blocks the server's loop for long."""
 
 

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from tidegauge.model import Sample
-from tidegauge.quantity import QuantityError
+from tidegauge.quantity import QuantityError, milli_value
 from tidegauge.records import Changes, FeedPosition
 from tidegauge.server.index import SeriesIndex
 from tidegauge.server.types import ExternalMetricValue
@@ -52,17 +52,19 @@ class Series(NamedTuple):
 
 def render(name: str, sample: Sample, known: Series | None, dropped: Dropped) -> Series | None:
     """``sample`` as an API value: ``known`` again when it holds the same value and time; None (told to
-    ``dropped``) when the value has no quantity form (|v| >= 9.2e15), which never fails other series."""
+    ``dropped``) when the value has no quantity form (|v| >= 9.2e15), which never fails other series.
+
+    The JSON itself is rendered at the first answer that holds it (and then kept), so a full read of a
+    large metric does not render series nobody asks for."""
     if known is not None and known.timestamp == sample.timestamp and known.value.value == sample.value:
         return known
-    labels = sample.labels
-    value = ExternalMetricValue(name, labels, sample.timestamp, sample.value)
     try:
-        value.encoded()
-    except (QuantityError, ValueError, OverflowError, OSError) as error:
+        milli_value(sample.value)
+    except QuantityError as error:
         dropped(name, sample.key.label_string, error)
         return None
-    return Series(labels, sample.timestamp, value)
+    labels = sample.labels
+    return Series(labels, sample.timestamp, ExternalMetricValue(name, labels, sample.timestamp, sample.value))
 
 
 class FollowedMetric:
