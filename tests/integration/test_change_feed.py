@@ -123,6 +123,27 @@ def test_view_started_mid_stream_reads_once_then_only_what_changed(backend: Back
     run(backend, scenario)
 
 
+def test_series_retired_as_stale_leave_the_view_by_the_delta(backend: Backend) -> None:
+    # GIVEN a view of a fresh series and one last collected an hour ago
+    store = Store(backend.sync, history_length=0)
+    store.write(
+        [sample("fresh", 1), Sample.of(METRIC, {"queue": "old"}, 2, NOW - 3600, collected_at=NOW - 3600)]
+    )
+
+    async def scenario(reader: AsyncStore) -> None:
+        view = FollowedMetric(METRIC, reader, dropped)
+        await view.refresh()
+        assert len(view.series) == 2
+        # WHEN the collector's housekeeping retires series idle for ten minutes
+        retired = store.retire_stale(600, now=NOW)
+        await view.refresh()
+        # THEN the view drops it without reading the metric again
+        assert [key.label_string for key in retired] == ["queue=old"]
+        assert (view.full_reads, sorted(in_view(view))) == (1, ["queue=fresh,state=visible"])
+
+    run(backend, scenario)
+
+
 def test_writer_racing_the_view_ends_equal_to_redis(backend: Backend) -> None:
     # GIVEN a writer thread rewriting and retiring series while the server's view refreshes
     store = Store(backend.sync, history_length=0)
