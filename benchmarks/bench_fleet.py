@@ -37,6 +37,8 @@ CONNECTIONS = 8
 FLEET_HPAS = 10_000
 FLEET_PERIOD_SECONDS = 15.0
 FLEET_CONNECTIONS = 32
+SCAN_CALLS = 50
+"""Requests timed for the scan baseline (a scan of 30,000 series costs milliseconds each)."""
 REFRESH_QUEUES = 10_000
 REFRESH_CHANGES = (1, 100, 10_000)
 PATH = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/"
@@ -180,7 +182,67 @@ def run(quick: bool) -> str:
                 loop.call(server.stop())
             loop.close()
         refresh = asyncio.run(_refresh_costs(redis.url, 3 if quick else 5))
-    return _report(figures, refresh, seconds, repeats, fleet_seconds)
+        lookups = asyncio.run(_lookup_costs(redis.url, 500 if quick else 3_000, 3 if quick else 5))
+    return _report(figures, refresh, seconds, repeats, fleet_seconds) + "\n\n" + _lookup_report(lookups)
+
+
+# --- the provider alone, in this process ------------------------------------------------------------
+
+
+async def _lookup_costs(url: str, calls: int, repeats: int) -> dict[str, dict[str, float]]:
+    """CPU per ``get_external_metric`` for one queue, against the scan of every series it replaced."""
+    from tidegauge.config import parse_config
+    from tidegauge.redis_connection import ConnectionSettings
+    from tidegauge.selectors import EVERYTHING, parse_selector
+    from tidegauge.server.provider import ExternalMetricsProvider
+    from tidegauge.store import AsyncStore
+
+    config = parse_config(CONFIG, "<bench>", redis_url=url, environ={})
+    reader = AsyncStore.connect(ConnectionSettings(url), cluster=False)
+    provider = ExternalMetricsProvider(reader, config, refresh_seconds=3600.0, read_timeout_seconds=120.0)
+    costs: dict[str, dict[str, float]] = {}
+    try:
+        for queues, label in SIZES:
+            metric = _metric(queues)
+            selectors = [parse_selector(f"queue=q{(n * 7919) % queues:05d}") for n in range(calls)]
+            await provider.get_external_metric("default", selectors[0], metric)
+            held = await provider._series(metric)  # the view the provider answers from
+            for selector in selectors:  # render every answer once, as a warm server has
+                await provider.get_external_metric("default", selector, metric)
+            indexed, scanned = [], []
+            for _ in range(repeats):
+                started = time.thread_time()
+                for selector in selectors:
+                    await provider.get_external_metric("default", selector, metric)
+                indexed.append((time.thread_time() - started) / calls)
+                started = time.thread_time()
+                for selector in selectors[:SCAN_CALLS]:
+                    [series for series in held.select(EVERYTHING) if selector.matches(series.labels)]
+                scanned.append((time.thread_time() - started) / SCAN_CALLS)
+            costs[label] = {
+                "indexed_us": statistics.median(indexed) * 1e6,
+                "scan_us": statistics.median(scanned) * 1e6,
+            }
+    finally:
+        await reader.close()
+    return costs
+
+
+def _lookup_report(costs: dict[str, dict[str, float]]) -> str:
+    lines = [
+        "**The provider alone** (in this process, no HTTP): CPU per `get_external_metric` for one queue "
+        "(3 items) from a warm view, against the baseline of the per-request work it replaced: matching "
+        "the selector against every series of the metric, in label order.",
+        "",
+        "| series | provider µs per request | scan of every series µs | ratio |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for label, m in costs.items():
+        lines.append(
+            f"| {label} | {m['indexed_us']:.1f} | {m['scan_us']:,.0f} | "
+            f"{m['indexed_us'] / m['scan_us']:.4f} |"
+        )
+    return "\n".join(lines)
 
 
 # --- refresh cost, in this process --------------------------------------------------------------------

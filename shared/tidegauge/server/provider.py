@@ -21,8 +21,11 @@ Rules, for a request (namespace, selector, metric) at time ``now``:
   the fallback value, labels = the selector's single-valued equalities, timestamp = ``now``.
   Before that, 404 as without a fallback.
 - Each series' JSON is rendered once per change of its value or timestamp, not once per request.
-- Each metric's series are read with one HGETALL, shared by all requests for ``snapshot_seconds``
-  (concurrent requests wait for the same read), and bounded by ``read_timeout_seconds``: a timeout is
+- Each metric's series are held indexed by label pair (:mod:`tidegauge.server.index`), so a request
+  costs what its answer holds. With a store that has a change feed (:mod:`tidegauge.server.view`) the
+  held series are refreshed at most every ``refresh_seconds`` from what changed; otherwise they are
+  read whole (one HGETALL) and shared by all requests for ``snapshot_seconds``. Either way concurrent
+  requests wait for the same read, bounded by ``read_timeout_seconds``: a timeout is
   :class:`StoreUnavailable` (503), never a hang.
 """
 
@@ -43,7 +46,15 @@ from tidegauge.records import LabelMatcher
 from tidegauge.selectors import Operator, Selector, parse_selector
 from tidegauge.server.index import SeriesIndex
 from tidegauge.server.types import ExternalMetricValue
-from tidegauge.server.view import Dropped, FeedReader, FollowedMetric, NoChangeFeed, Series, render
+from tidegauge.server.view import (
+    Dropped,
+    FeedReader,
+    FollowedMetric,
+    NoChangeFeed,
+    Series,
+    newest_timestamp,
+    render,
+)
 from tidegauge.store import StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -306,7 +317,7 @@ class ExternalMetricsProvider:
         if name not in self._rendered and len(self._rendered) >= _MEMORY_LIMIT:
             self._rendered.clear()
         self._rendered[name] = series
-        newest = _newest_timestamp(series)
+        newest = newest_timestamp(series)
         if newest is not None:
             self.newest_timestamps[name] = newest
         return _Snapshot(started, series)
@@ -335,7 +346,3 @@ def _series_of(
         if entry is not None:
             index.put(label_string, entry.labels, entry)
     return index
-
-
-def _newest_timestamp(series: SeriesIndex[Series]) -> float | None:
-    return max((entry.timestamp for entry in series.values()), default=None)

@@ -111,7 +111,7 @@ class FollowedMetric:
         self.series, self.position = series, before
         self.full_reads += 1
         self.series_read += read
-        self.newest = _newest(series)
+        self.newest = newest_timestamp(series)
         if before is not None:
             # What changed while the scan ran (including series it saw before they were removed).
             changes = await self._reader.read_changes(self.name, before.version)
@@ -137,8 +137,9 @@ class FollowedMetric:
                 if self.newest is None or entry.timestamp > self.newest:
                     self.newest = entry.timestamp
         if removed:
-            self.newest = _newest(self.series)
+            self.newest = newest_timestamp(self.series)
 
 
-def _newest(series: SeriesIndex[Series]) -> float | None:
+def newest_timestamp(series: SeriesIndex[Series]) -> float | None:
+    """The newest source timestamp of the series held (for telemetry), None when there are none."""
     return max((entry.timestamp for entry in series.values()), default=None)
