@@ -96,10 +96,10 @@ class FollowedMetric:
             return
         if position is not None and known is not None:
             logger.info("re-reading %s: its change feed does not continue from %s", self.name, known)
-        await self._read_all()
+        await self._read_all(position)
 
-    async def _read_all(self) -> None:
-        before = (await self._reader.read_changes(self.name)).position
+    async def _read_all(self, before: FeedPosition | None) -> None:
+        """Read every series anew; ``before`` is the feed's position read before the scan starts."""
         series: SeriesIndex[Series] = SeriesIndex()
         previous, read = self.series, 0
         async for chunk in self._reader.scan_latest(self.name):
