@@ -89,3 +89,15 @@ def test_equality_and_in_selectors_visit_only_the_series_holding_the_pairs() -> 
     assert list(index.select(parse_selector("queue=nope,state=a"))) == []
     assert len(list(index.select(parse_selector("state=a,queue")))) == 1_000
     assert len(list(index.select(parse_selector("state!=a")))) == 3_000
+
+
+def test_dismantle_empties_the_index_a_step_at_a_time() -> None:
+    # GIVEN 2,500 series
+    index = indexed([{"queue": f"q{n:04d}"} for n in range(2_500)])
+    # WHEN it is dismantled 1,000 entries per step THEN the entries go in three steps, then the postings
+    steps = index.dismantle(1_000)
+    next(steps)
+    assert len(index) == 1_500
+    assert sum(1 for _ in steps) == 2 + 3 + 1  # entries, label pairs, the one key
+    assert len(index) == 0
+    assert list(index.select(parse_selector("queue=q0001"))) == []

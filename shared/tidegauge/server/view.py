@@ -12,6 +12,7 @@ so requests never see half of one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -101,17 +102,20 @@ class FollowedMetric:
     async def _read_all(self, before: FeedPosition | None) -> None:
         """Read every series anew; ``before`` is the feed's position read before the scan starts."""
         series: SeriesIndex[Series] = SeriesIndex()
-        previous, read = self.series, 0
+        previous, read, newest = self.series, 0, None
         async for chunk in self._reader.scan_latest(self.name):
             read += len(chunk)
             for label_string, sample in chunk:
                 entry = render(self.name, sample, previous.get(label_string), self._dropped)
                 if entry is not None:
                     series.put(label_string, entry.labels, entry)
-        self.series, self.position = series, before
+                    if newest is None or entry.timestamp > newest:
+                        newest = entry.timestamp
+        self.series, self.position, self.newest = series, before, newest
         self.full_reads += 1
         self.series_read += read
-        self.newest = newest_timestamp(series)
+        for _step in previous.dismantle(SCAN_COUNT * 10):
+            await asyncio.sleep(0)
         if before is not None:
             # What changed while the scan ran (including series it saw before they were removed).
             changes = await self._reader.read_changes(self.name, before.version)
