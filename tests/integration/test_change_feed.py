@@ -144,6 +144,27 @@ def test_series_retired_as_stale_leave_the_view_by_the_delta(backend: Backend) -
     run(backend, scenario)
 
 
+def test_most_series_changed_is_read_whole_in_steps(backend: Backend) -> None:
+    # GIVEN a view of 400 series
+    store = Store(backend.sync, history_length=0)
+    store.write(sample(f"q{n:03d}", n) for n in range(400))
+
+    async def scenario(reader: AsyncStore) -> None:
+        view = FollowedMetric(METRIC, reader, dropped)
+        await view.refresh()
+        # WHEN 300 of them change THEN the refresh reads the metric whole rather than field by field
+        store.write(sample(f"q{n:03d}", n + 1000, age=-1) for n in range(300))
+        await view.refresh()
+        assert (view.full_reads, view.series_read) == (2, 800)
+        assert in_view(view) == in_redis(store)
+        # AND a few changes later go back to the delta
+        store.write([sample("q001", 5, age=-2)])
+        await view.refresh()
+        assert (view.full_reads, view.series_read) == (2, 801)
+
+    run(backend, scenario)
+
+
 def test_writer_racing_the_view_ends_equal_to_redis(backend: Backend) -> None:
     # GIVEN a writer thread rewriting and retiring series while the server's view refreshes
     store = Store(backend.sync, history_length=0)
