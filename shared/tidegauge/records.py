@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tidegauge.model import CollectorStatus, Sample, SeriesKey, parse_labels
@@ -123,6 +124,39 @@ def select(
             if sample is not None:
                 samples.append(sample)
     return samples
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPosition:
+    """Where a metric's change feed stands: ``version`` counts the transactions that changed its series;
+    its change log is complete above ``floor``; ``epoch`` names this life of the feed (a Redis that lost
+    its data starts a new one, so equal versions of two lives are never confused)."""
+
+    version: int
+    floor: int
+    epoch: str
+
+    def continues(self, known: FeedPosition) -> bool:
+        """Whether a reader at ``known`` catches up from the log: same life, not ahead, not trimmed past."""
+        return self.epoch == known.epoch and self.floor <= known.version <= self.version
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """A feed's position, and the label strings changed or removed after the version asked about."""
+
+    position: FeedPosition | None
+    label_strings: tuple[str, ...] = ()
+
+
+def decode_feed(version: str | None, floor: str | None, epoch: str | None) -> FeedPosition | None:
+    """The position the feed hash's fields hold; None when there is no feed (or it is not one)."""
+    if version is None or epoch is None:
+        return None
+    try:
+        return FeedPosition(int(version), int(floor or 0), epoch)
+    except ValueError:
+        return None
 
 
 def encode_status(status: CollectorStatus) -> str:

@@ -1,10 +1,14 @@
 """The Redis schema: the only module that knows tidegauge's key names (the JSON records stored under
 them are encoded and decoded in :mod:`tidegauge.records`).
 
-Layout (schema version 1; every key of one metric shares the hash tag ``{<metric>}`` so a batch
+Layout (schema version 2; every key of one metric shares the hash tag ``{<metric>}`` so a batch
 for one metric is one transaction, on standalone Redis and on Redis Cluster alike):
 
 - ``tg:{<metric>}:latest``          HASH   canonical label string -> ``{"v","t","c","src"}`` JSON
+- ``tg:{<metric>}:feed``            HASH   ``version`` (+1 per transaction that changes ``latest``),
+  ``floor`` (the change log is complete above it), ``epoch`` (new whenever the feed is created anew)
+- ``tg:{<metric>}:changes``         ZSET   label string -> the version that last changed (or removed) it;
+  members at or below ``floor`` are trimmed
 - ``tg:{<metric>}:hist:<series id>`` STREAM entries ``v``, ``t``, ``c``; ``XADD MAXLEN ~ history_length``
 - ``tg:meta:{<metric>}``            HASH   ``unit``, ``description``, ``updated_at``, ``source:<name>`` per
   source that wrote it (its last write time); a ``source`` field (older writers) is read when no
@@ -20,8 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -38,9 +43,12 @@ from tidegauge.model import (
     validate_metric_name,
 )
 from tidegauge.records import (
+    Changes,
+    FeedPosition,
     InvalidRecordHook,
     LabelMatcher,
     SeriesCache,
+    decode_feed,
     decode_status,
     encode_sample,
     encode_status,
@@ -51,12 +59,16 @@ from tidegauge.redis_connection import AsyncClient, ConnectionSettings, SyncClie
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 SCHEMA_KEY = "tg:schema"
 METRICS_KEY = "tg:metrics"
 COLLECTORS_KEY = "tg:collectors"
 DEFAULT_HISTORY_LENGTH = 1440
 WRITE_ATTEMPTS = 5
+CHANGE_LOG_VERSIONS = 10_000
+"""Versions a metric's change log covers: a reader further behind re-reads the whole metric."""
+SCAN_COUNT = 100
+"""Fields asked per HSCAN/HMGET step of a full read, so no step blocks the server's loop for long."""
 
 
 def latest_key(metric: str) -> str:
@@ -65,6 +77,14 @@ def latest_key(metric: str) -> str:
 
 def history_key(metric: str, series: str) -> str:
     return f"tg:{{{metric}}}:hist:{series}"
+
+
+def feed_key(metric: str) -> str:
+    return f"tg:{{{metric}}}:feed"
+
+
+def changes_key(metric: str) -> str:
+    return f"tg:{{{metric}}}:changes"
 
 
 def meta_key(metric: str) -> str:
@@ -128,6 +148,29 @@ def _metric_info(name: str, meta: Mapping[str, str], series_count: int) -> Metri
     )
 
 
+FEED_FIELDS = ("version", "floor", "epoch")
+
+
+def _read_feed(client: Any, metric: str) -> FeedPosition | None:
+    """The feed position, read through ``client`` (a pipeline in WATCH mode executes at once)."""
+    version, floor, epoch = client.hmget(feed_key(metric), FEED_FIELDS)
+    return decode_feed(version, floor, epoch)
+
+
+def _log_changes(
+    pipe: Any, metric: str, position: FeedPosition | None, label_strings: Iterable[str], keep: int
+) -> None:
+    """Queue, in the caller's transaction, the next feed version and the series it changed."""
+    version = (0 if position is None else position.version) + 1
+    old_floor = 0 if position is None else position.floor
+    floor = max(old_floor, version - keep)
+    epoch = secrets.token_hex(8) if position is None else position.epoch
+    pipe.hset(feed_key(metric), mapping={"version": version, "floor": floor, "epoch": epoch})
+    pipe.zadd(changes_key(metric), dict.fromkeys(label_strings, version))
+    if floor > old_floor:
+        pipe.zremrangebyscore(changes_key(metric), "-inf", floor)
+
+
 def _replaces(sample: Sample, stored: str | None) -> bool:
     """Whether ``sample`` may replace the stored record of its series: newer, or the record is invalid."""
     kept = valid_sample(sample.key, stored)
@@ -155,9 +198,11 @@ class Store:
         *,
         history_length: int = DEFAULT_HISTORY_LENGTH,
         on_invalid: InvalidRecordHook | None = None,
+        change_log_versions: int = CHANGE_LOG_VERSIONS,
     ) -> None:
         self.client = client
         self.history_length = history_length
+        self.change_log_versions = change_log_versions
         self._cache = SeriesCache(on_invalid=on_invalid)
 
     @classmethod
@@ -199,8 +244,9 @@ class Store:
         for _attempt in range(WRITE_ATTEMPTS):
             with translate_errors(f"write {metric}"), self.client.pipeline(transaction=True) as pipe:
                 try:
-                    pipe.watch(key)
+                    pipe.watch(key, feed_key(metric))
                     stored = pipe.hmget(key, fields)
+                    position = _read_feed(pipe, metric)
                     # An invalid stored record (e.g. an inf time from an old writer) never blocks a write.
                     fresh = {
                         label_string: sample
@@ -210,6 +256,7 @@ class Store:
                     pipe.multi()
                     if fresh:
                         pipe.hset(key, mapping={name: encode_sample(s) for name, s in fresh.items()})
+                        _log_changes(pipe, metric, position, fresh, self.change_log_versions)
                         self._append_history(pipe, metric, fresh)
                         newest = max(s.collected_at for s in fresh.values())
                         meta: dict[str, float] = {"updated_at": newest}
@@ -283,14 +330,23 @@ class Store:
         by_metric: dict[str, list[str]] = {}
         for key in keys:
             by_metric.setdefault(key.metric, []).append(key.label_string)
-        removed = 0
-        for metric, label_strings in by_metric.items():
-            with translate_errors(f"retire series of {metric}"):
-                pipe = self.client.pipeline(transaction=True)
-                pipe.hdel(latest_key(metric), *label_strings)
-                pipe.delete(*(history_key(metric, series_id(name)) for name in label_strings))
-                removed += int(pipe.execute()[0])
-        return removed
+        return sum(self._retire_series(metric, names) for metric, names in by_metric.items())
+
+    def _retire_series(self, metric: str, label_strings: Sequence[str]) -> int:
+        key, action = latest_key(metric), f"retire series of {metric}"
+        for _attempt in range(WRITE_ATTEMPTS):
+            with translate_errors(action), self.client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(key, feed_key(metric))
+                    position = _read_feed(pipe, metric)
+                    pipe.multi()
+                    pipe.hdel(key, *label_strings)
+                    pipe.delete(*(history_key(metric, series_id(name)) for name in label_strings))
+                    _log_changes(pipe, metric, position, label_strings, self.change_log_versions)
+                    return int(pipe.execute()[0])
+                except redis.exceptions.WatchError:
+                    logger.debug("concurrent write to %s, retrying", metric)
+        raise StoreError(f"gave up retiring series of {metric}: {WRITE_ATTEMPTS} conflicting writes")
 
     def retire_stale(
         self, max_idle_seconds: float, *, now: float | None = None, metrics: Sequence[str] | None = None
@@ -323,15 +379,17 @@ class Store:
             action = f"retire series of {metric}"
             with translate_errors(action), self.client.pipeline(transaction=True) as pipe:
                 try:
-                    pipe.watch(key)
+                    pipe.watch(key, feed_key(metric))
                     entries: dict[str, str] = pipe.hgetall(key)
                     stale = [
                         name for name, raw in entries.items() if self._retirable(metric, name, raw, cutoff)
                     ]
+                    position = _read_feed(pipe, metric) if stale else None
                     pipe.multi()
                     if stale:
                         pipe.hdel(key, *stale)
                         pipe.delete(*(history_key(metric, series_id(name)) for name in stale))
+                        _log_changes(pipe, metric, position, stale, self.change_log_versions)
                     pipe.execute()
                 except redis.exceptions.WatchError:
                     continue
@@ -417,6 +475,53 @@ class AsyncStore:
         with translate_errors(f"read {metric}"):
             entries: dict[str, str] = await self.client.hgetall(latest_key(metric))
         return select(metric, entries, selector, self._cache)
+
+    async def read_changes(self, metric: str, since: int | None = None) -> Changes:
+        """The feed's position and, when ``since`` is given, the series changed after that version.
+
+        One pipeline, no transaction (redis-py's cluster transactions leak connections): the position,
+        the log, and the position again. A trim or a new epoch between the reads shows in the second
+        position, so a log cut short is never taken for a complete one.
+        """
+        with translate_errors(f"read changes of {metric}"):
+            if since is None:
+                return Changes(decode_feed(*await self.client.hmget(feed_key(metric), FEED_FIELDS)))
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hmget(feed_key(metric), FEED_FIELDS)
+            pipe.zrangebyscore(changes_key(metric), f"({since}", "+inf")
+            pipe.hmget(feed_key(metric), FEED_FIELDS)
+            before, changed, after = await pipe.execute()
+        first, last = decode_feed(*before), decode_feed(*after)
+        if first is None or last is None or first.epoch != last.epoch:
+            return Changes(last)
+        return Changes(FeedPosition(first.version, last.floor, first.epoch), tuple(changed))
+
+    async def read_series(self, metric: str, label_strings: Sequence[str]) -> list[Sample | None]:
+        """The latest sample of each series named; None where it is gone (or its record is invalid)."""
+        if not label_strings:
+            return []
+        with translate_errors(f"read {metric}"):
+            raws: list[str | None] = await self.client.hmget(latest_key(metric), label_strings)
+        return [
+            None if raw is None else self._cache.sample(metric, name, self._cache.labels(name)[1], raw)
+            for name, raw in zip(label_strings, raws, strict=True)
+        ]
+
+    async def scan_latest(self, metric: str) -> AsyncIterator[list[tuple[str, Sample]]]:
+        """Every valid latest sample of ``metric`` with its label string, in HSCAN steps of about
+        ``SCAN_COUNT`` (unordered; a series may come twice), so a caller yields to its loop between steps."""
+        cursor: int = 0
+        while True:
+            with translate_errors(f"read {metric}"):
+                cursor, entries = await self.client.hscan(latest_key(metric), cursor, count=SCAN_COUNT)
+            step: list[tuple[str, Sample]] = []
+            for label_string, raw in entries.items():
+                sample = self._cache.sample(metric, label_string, self._cache.labels(label_string)[1], raw)
+                if sample is not None:
+                    step.append((label_string, sample))
+            yield step
+            if not cursor:
+                return
 
     async def metric_names(self) -> set[str]:
         with translate_errors("list metrics"):

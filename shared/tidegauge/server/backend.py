@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
 from tidegauge.errors import UsageError
 from tidegauge.model import HistoryPoint, Sample, SeriesKey
-from tidegauge.records import InvalidRecordHook, LabelMatcher
+from tidegauge.records import Changes, InvalidRecordHook, LabelMatcher
 from tidegauge.redis_connection import ConnectionSettings, cluster_enabled_async
 from tidegauge.server.health import RedisHealth
+from tidegauge.server.view import FeedReader, NoChangeFeed
 from tidegauge.store import AsyncStore, StoreUnavailable, translate_errors
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,16 @@ async def connect_when_answering(
     if settings.cluster is None:
         logger.info("Redis runs in %s mode", "cluster" if cluster else "standalone")
     return AsyncStore.connect(settings, cluster=cluster, on_invalid=on_invalid)
+
+
+def _feed_of(store: ServerStore) -> FeedReader:
+    if not isinstance(store, FeedReader):
+        raise NoChangeFeed(f"{type(store).__name__} has no change feed")
+    return store
+
+
+async def _same(store: ServerStore) -> ServerStore:
+    return store
 
 
 class RedisUrlFile:
@@ -155,6 +166,22 @@ class RedisBackend:
 
     async def metric_names(self) -> set[str]:
         return await self._call(lambda store: store.metric_names())
+
+    async def read_changes(self, metric: str, since: int | None = None) -> Changes:
+        """The store's change feed; :class:`NoChangeFeed` when the store has none."""
+        return await self._call(lambda store: _feed_of(store).read_changes(metric, since))
+
+    async def read_series(self, metric: str, label_strings: Sequence[str]) -> list[Sample | None]:
+        return await self._call(lambda store: _feed_of(store).read_series(metric, label_strings))
+
+    async def scan_latest(self, metric: str) -> AsyncIterator[list[tuple[str, Sample]]]:
+        steps = _feed_of(await self._call(_same)).scan_latest(metric)
+        while True:
+            try:
+                step = await self._call(lambda _store: anext(steps))
+            except StopAsyncIteration:
+                return
+            yield step
 
     async def ping(self) -> bool:
         return await self._call(lambda store: store.ping())

@@ -24,8 +24,11 @@ Rules, for a request (namespace, selector, metric) at time ``now``:
   matching series at most N s past the max age (``now - timestamp <= max_age_seconds + N``) are served
   with their real timestamps, before any fixed fallback; past that, the fixed fallback or 404.
 - Each series' JSON is rendered once per change of its value or timestamp, not once per request.
-- Each metric's series are read with one HGETALL, shared by all requests for ``snapshot_seconds``
-  (concurrent requests wait for the same read), and bounded by ``read_timeout_seconds``: a timeout is
+- Each metric's series are held indexed by label pair (:mod:`tidegauge.server.index`), so a request
+  costs what its answer holds. With a store that has a change feed (:mod:`tidegauge.server.view`) the
+  held series are refreshed at most every ``refresh_seconds`` from what changed; otherwise they are
+  read whole (one HGETALL) and shared by all requests for ``snapshot_seconds``. Either way concurrent
+  requests wait for the same read, bounded by ``read_timeout_seconds``: a timeout is
   :class:`StoreUnavailable` (503), never a hang.
 """
 
@@ -37,15 +40,24 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from tidegauge.config import ExposureDecision, MetricPolicy
 from tidegauge.model import METRIC_NAME_PATTERN, Sample
-from tidegauge.quantity import QuantityError
 from tidegauge.ratelimit_log import RateLimitedLog
 from tidegauge.records import LabelMatcher
 from tidegauge.selectors import Operator, Selector, parse_selector
+from tidegauge.server.index import SeriesIndex
 from tidegauge.server.types import ExternalMetricValue
+from tidegauge.server.view import (
+    Dropped,
+    FeedReader,
+    FollowedMetric,
+    NoChangeFeed,
+    Series,
+    newest_timestamp,
+    render,
+)
 from tidegauge.store import StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -56,6 +68,10 @@ DROPPED_LOG_INTERVAL_SECONDS = 60.0
 UNFRESH_PER_NAMESPACE = 1_000
 """Fallback clocks (metric, selector) remembered per namespace; beyond, that namespace's least
 recently asked ones are forgotten, so one tenant cannot reset another's HPA fallback."""
+FEED_REFRESH_SECONDS = 0.5
+"""At most this long between a write and a request that sees it, when the store has a change feed."""
+REFRESH_TIMEOUT_SECONDS = 60.0
+"""A refresh (a full read of a large metric included) still running after this long is given up."""
 UNFRESH_NAMESPACES = 10_000
 """Namespaces with fallback clocks remembered; beyond, the least recently asked one is forgotten."""
 
@@ -77,20 +93,10 @@ class MetricNotFound(Exception):
     """No fresh series to serve (unknown, hidden, unmatched or stale); the message says which, safely."""
 
 
-_SeriesVersion = tuple[tuple[tuple[str, str], ...], float, float]
-"""A series' labels, timestamp and value: when all three are unchanged, so is its rendering."""
-
-
-class _Series(NamedTuple):
-    labels: dict[str, str]
-    timestamp: float
-    value: ExternalMetricValue
-
-
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
     read_at: float
-    series: tuple[_Series, ...]
+    series: SeriesIndex[Series]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -122,12 +128,22 @@ class ExternalMetricsProvider:
         record_last_known_good: Callable[[str], None] = lambda metric: None,
         record_dropped: Callable[[str, str], None] = lambda metric, reason: None,
         newest_timestamps: dict[str, float] | None = None,
+        refresh_seconds: float | None = None,
     ) -> None:
         """``record_fallback(metric)`` hears of each fallback served (``record_last_known_good`` of each
         last-known-good answer), ``record_dropped(metric, reason)`` of
         each series a read leaves out (e.g. |value| >= 9.2e15); ``newest_timestamps`` (per metric, the
-        newest source time of its last read) is kept up to date for telemetry."""
+        newest source time of its last read) is kept up to date for telemetry. A reader with a change feed
+        (:class:`FeedReader`) is followed: each metric's view is refreshed at most every ``refresh_seconds``
+        (default: ``snapshot_seconds``, at most ``FEED_REFRESH_SECONDS``) from what changed."""
         self._reader = reader
+        if refresh_seconds is None:
+            refresh_seconds = min(snapshot_seconds, FEED_REFRESH_SECONDS)
+        self._refresh_seconds = refresh_seconds
+        # Checked once: isinstance against a runtime Protocol costs tens of microseconds.
+        self._feed: FeedReader | None = reader if isinstance(reader, FeedReader) else None
+        self._views: dict[str, FollowedMetric] = {}
+        self._refreshes: dict[str, asyncio.Task[None]] = {}
         self._policies = policies
         self._snapshot_seconds = snapshot_seconds
         self._read_timeout = read_timeout_seconds
@@ -135,7 +151,7 @@ class ExternalMetricsProvider:
         self._monotonic = monotonic
         self._snapshots: dict[str, _Snapshot] = {}
         self._reads: dict[str, asyncio.Future[_Snapshot]] = {}
-        self._rendered: dict[str, dict[_SeriesVersion, _Series]] = {}
+        self._rendered: dict[str, SeriesIndex[Series]] = {}
         self._unfresh_since: dict[str, dict[tuple[str, str], float]] = {}
         """Per namespace, per (metric, selector): since when nothing matched, least recently asked first."""
         self._record_fallback = record_fallback
@@ -154,14 +170,14 @@ class ExternalMetricsProvider:
         if not exposure.allowed:
             raise MetricNotFound(f"external metric {name!r} not found")
         visible = [_exposure_selector(text) for text in exposure.selectors]
-        snapshot = await self._snapshot(name)
+        series_held = await self._series(name)
         policy = self._policies.metric_policy(name)
         now = self._clock()
         oldest_fresh = now - policy.max_age_seconds
         fresh: list[ExternalMetricValue] = []
-        stale: list[_Series] = []
+        stale: list[Series] = []
         newest_stale: float | None = None
-        for series in snapshot.series:
+        for series in series_held.select(selector):
             if not selector.matches(series.labels):
                 continue
             if visible and not any(allowed.matches(series.labels) for allowed in visible):
@@ -201,7 +217,7 @@ class ExternalMetricsProvider:
                 f"{now - newest_stale:.0f} s old, more than its max age of "
                 f"{policy.max_age_seconds:g} s (stale)"
             )
-        if not snapshot.series:
+        if not len(series_held):
             raise MetricNotFound(f"external metric {name!r} not found")
         raise MetricNotFound(
             f"external metric {name!r} has no series matching the selector {str(selector)!r}"
@@ -237,6 +253,53 @@ class ExternalMetricsProvider:
         if clocks is not None and clocks.pop(key, None) is not None and not clocks:
             del self._unfresh_since[namespace]
 
+    async def _series(self, name: str) -> SeriesIndex[Series]:
+        reader = self._feed
+        if reader is None:
+            return (await self._snapshot(name)).series
+        try:
+            return await self._followed(name, reader)
+        except NoChangeFeed:
+            logger.info("the store has no change feed: every refresh reads whole metrics")
+            self._feed = None
+            return (await self._snapshot(name)).series
+
+    async def _followed(self, name: str, reader: FeedReader) -> SeriesIndex[Series]:
+        view = self._views.get(name)
+        if view is None:
+            if len(self._views) >= _MEMORY_LIMIT:
+                self._views.clear()
+            view = self._views[name] = FollowedMetric(name, reader, self._dropped)
+        arrived = self._monotonic()
+        # At most two rounds: a refresh that started before this request may miss a write just before
+        # it, so with refresh_seconds 0 the request waits for one that started after it arrived.
+        for _round in range(2):
+            done = view.refreshed_at
+            if done is not None and (arrived - done < self._refresh_seconds or done >= arrived):
+                break
+            refresh = self._refreshes.get(name)
+            if refresh is None:
+                refresh = asyncio.ensure_future(self._refresh(view))
+                self._refreshes[name] = refresh
+                refresh.add_done_callback(functools.partial(self._finish_refresh, name))
+            try:
+                await asyncio.wait_for(asyncio.shield(refresh), self._read_timeout)
+            except TimeoutError as error:
+                raise StoreUnavailable(f"reading {name} took longer than {self._read_timeout:g} s") from error
+        return view.series
+
+    async def _refresh(self, view: FollowedMetric) -> None:
+        started = self._monotonic()
+        await asyncio.wait_for(view.refresh(), REFRESH_TIMEOUT_SECONDS)
+        view.refreshed_at = started
+        if view.newest is not None:
+            self.newest_timestamps[view.name] = view.newest
+
+    def _finish_refresh(self, name: str, refresh: asyncio.Task[None]) -> None:
+        self._refreshes.pop(name, None)
+        if not refresh.cancelled() and refresh.exception() is not None:
+            logger.debug("refreshing %s failed: %s", name, refresh.exception())
+
     async def _snapshot(self, name: str) -> _Snapshot:
         cached = self._snapshots.get(name)
         if cached is not None and self._monotonic() - cached.read_at < self._snapshot_seconds:
@@ -264,14 +327,14 @@ class ExternalMetricsProvider:
             samples = await asyncio.wait_for(self._reader.read_latest(name), self._read_timeout)
         except TimeoutError as error:
             raise StoreUnavailable(f"reading {name} took longer than {self._read_timeout:g} s") from error
-        previous = self._rendered.get(name, {})
-        rendered: dict[_SeriesVersion, _Series] = {}
-        series = _series_of(name, samples, previous, rendered, self._dropped)
+        previous = self._rendered.get(name)
+        series = _series_of(name, samples, previous, self._dropped)
         if name not in self._rendered and len(self._rendered) >= _MEMORY_LIMIT:
             self._rendered.clear()
-        self._rendered[name] = rendered
-        if series:
-            self.newest_timestamps[name] = max(s.timestamp for s in series)
+        self._rendered[name] = series
+        newest = newest_timestamp(series)
+        if newest is not None:
+            self.newest_timestamps[name] = newest
         return _Snapshot(started, series)
 
     def _dropped(self, name: str, label_string: str, error: Exception) -> None:
@@ -283,31 +346,18 @@ class ExternalMetricsProvider:
 def _series_of(
     name: str,
     samples: Sequence[Sample],
-    previous: dict[_SeriesVersion, _Series],
-    rendered: dict[_SeriesVersion, _Series],
-    dropped: Callable[[str, str, Exception], None],
-) -> tuple[_Series, ...]:
-    """Samples as API values; unchanged ones reuse the previous read's rendering, new ones render now.
+    previous: SeriesIndex[Series] | None,
+    dropped: Dropped,
+) -> SeriesIndex[Series]:
+    """Samples as API values, indexed; unchanged ones reuse the previous read's rendering.
 
     A series that cannot be rendered (a value with no quantity form: |v| >= 9.2e15) is reported to
     ``dropped`` and left out; it never fails the other series' answer.
     """
-    series: list[_Series] = []
+    index: SeriesIndex[Series] = SeriesIndex()
     for sample in samples:
-        version = (sample.key.labels, sample.timestamp, sample.value)
-        known = previous.get(version)
-        if known is not None:
-            series.append(known)
-            rendered[version] = known
-            continue
-        labels = sample.labels
-        value = ExternalMetricValue(name, labels, sample.timestamp, sample.value)
-        try:
-            value.encoded()
-        except (QuantityError, ValueError, OverflowError, OSError) as error:
-            dropped(name, sample.key.label_string, error)
-            continue
-        entry = _Series(labels, sample.timestamp, value)
-        series.append(entry)
-        rendered[version] = entry
-    return tuple(series)
+        label_string = sample.key.label_string
+        entry = render(name, sample, None if previous is None else previous.get(label_string), dropped)
+        if entry is not None:
+            index.put(label_string, entry.labels, entry)
+    return index
