@@ -415,6 +415,8 @@ def _report(
         "the change feed's delta (or, when more than half the series changed, a whole read in steps); "
         "then the whole-metric read the server did before the feed (HGETALL, "
         "parse, render: the baseline) and the feed's full read (HSCAN steps; at start or after a gap). "
+        "The last two re-read values already decoded once (the store caches decoded records), while the "
+        "'after K' rows decode and render the 3K new records too, as any reader of new values must. "
         "Longest block: the largest gap a task ticking every 1 ms saw beyond its 1 ms, in wall time (which "
         "includes the time the OS gave the thread's core to other processes) and in the thread's own CPU "
         "time between two ticks (the work that held the loop); the last column is the same measured "
