@@ -30,8 +30,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     redis-py's asyncio cluster client leaves the connections of nodes it re-maps (a node killed or not
     up yet, a startup node renamed after discovery) to the garbage collector, which warns whenever it
     runs (redis-py #3572; still seen with 7.4.1). Those tests ignore ResourceWarning, and
-    :func:`_collect_cluster_garbage` collects that garbage before the next test, so it never warns in a
-    test that does not use a cluster: every other test keeps ``filterwarnings = error``.
+    :func:`_collect_cluster_garbage` collects that garbage when they end and again before the next test
+    starts, so it never warns in a test that does not use a cluster: every other test keeps
+    ``filterwarnings = error``.
     """
     for item in items:
         if _uses_a_cluster(item):
@@ -39,13 +40,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.filterwarnings("ignore::ResourceWarning"))
 
 
+_cluster_garbage_pending = False
+"""Set when a cluster test ended: what it left may be freed only once pytest lets go of that test
+(its captured log records hold tracebacks, and so clients), at the next test's set-up."""
+
+
+def _collect_quietly() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
 @pytest.fixture(autouse=True)
 def _collect_cluster_garbage(request: pytest.FixtureRequest) -> Iterator[None]:
+    global _cluster_garbage_pending
+    if _cluster_garbage_pending:
+        _collect_quietly()
+        _cluster_garbage_pending = False
     yield
     if request.node.get_closest_marker("cluster") is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()
+        _collect_quietly()
+        _cluster_garbage_pending = True
 
 
 def _server_binary() -> str:
