@@ -200,11 +200,11 @@ def run(quick: bool) -> str:
 
 async def _lookup_costs(url: str, calls: int, repeats: int) -> dict[str, dict[str, float]]:
     """CPU per ``get_external_metric`` for one queue, against the scan of every series it replaced."""
+    from tidegauge.async_store import AsyncStore
     from tidegauge.config import parse_config
     from tidegauge.redis_connection import ConnectionSettings
     from tidegauge.selectors import EVERYTHING, parse_selector
     from tidegauge.server.provider import ExternalMetricsProvider
-    from tidegauge.store import AsyncStore
 
     config = parse_config(CONFIG, "<bench>", redis_url=url, environ={})
     reader = AsyncStore.connect(ConnectionSettings(url), cluster=False)
@@ -259,10 +259,11 @@ def _lookup_report(costs: dict[str, dict[str, float]]) -> str:
 
 async def _refresh_costs(url: str, repeats: int) -> dict[str, dict[str, float]]:
     """Median wall/CPU of a refresh after K changed queues, and of the pre-feed whole-metric read."""
+    from tidegauge.async_store import AsyncStore
     from tidegauge.redis_connection import ConnectionSettings
     from tidegauge.server.provider import _series_of
     from tidegauge.server.view import FollowedMetric
-    from tidegauge.store import AsyncStore, Store
+    from tidegauge.store import Store
 
     metric = "refresh_bench"
     writer = Store.connect(ConnectionSettings(url), history_length=0)

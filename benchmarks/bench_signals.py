@@ -97,13 +97,13 @@ def _seed(url: str, now: float) -> None:
 
 
 async def _measure(url: str, writer: _Writer, calls: int, rounds: int) -> dict[str, float]:
+    from tidegauge.async_store import AsyncStore
     from tidegauge.config import parse_config
     from tidegauge.redis_connection import ConnectionSettings
     from tidegauge.selectors import Selector
     from tidegauge.server.histories import SeriesHistories
     from tidegauge.server.provider import ExternalMetricsProvider
     from tidegauge.server.signals import SignalsProvider
-    from tidegauge.store import AsyncStore
 
     config = parse_config(CONFIG, "<bench>", redis_url=url, environ={})
     store = AsyncStore.connect(ConnectionSettings(url), cluster=False)

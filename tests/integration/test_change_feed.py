@@ -13,13 +13,14 @@ import fakeredis
 import fakeredis.aioredis
 import pytest
 
+from tidegauge.async_store import AsyncStore
 from tidegauge.localredis import RedisCluster, RedisServer
 from tidegauge.model import Sample, SeriesKey
 from tidegauge.redis_connection import AsyncClient, ConnectionSettings, SyncClient, connect, connect_async
 from tidegauge.selectors import parse_selector
 from tidegauge.server.provider import ExternalMetricsProvider
 from tidegauge.server.view import FollowedMetric
-from tidegauge.store import AsyncStore, Store, changes_key, feed_key, latest_key
+from tidegauge.store import Store, changes_key, feed_key, latest_key
 
 METRIC = "sqs_messages"
 NOW = 1_790_000_000.0

@@ -12,11 +12,12 @@ import redis
 import trustme
 
 from tests.support.tls_proxy import tls_proxy
+from tidegauge.async_store import AsyncStore
 from tidegauge.localredis import RedisCluster, RedisServer, free_port
 from tidegauge.model import Sample
 from tidegauge.redis_connection import ConnectionSettings, connect
 from tidegauge.selectors import parse_selector
-from tidegauge.store import AsyncStore, Store, StoreUnavailable
+from tidegauge.store import Store, StoreUnavailable
 
 
 def test_cluster_mode_is_detected(redis_server: RedisServer, redis_cluster: RedisCluster) -> None:

@@ -18,10 +18,11 @@ from typing import Any, cast
 import pytest
 import redis
 
+from tidegauge.async_store import AsyncStore
 from tidegauge.localredis import RedisCluster
 from tidegauge.model import Sample, SeriesKey
 from tidegauge.redis_connection import ConnectionSettings
-from tidegauge.store import AsyncStore, Store, StoreError, latest_key
+from tidegauge.store import Store, StoreError, latest_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 

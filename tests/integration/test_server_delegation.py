@@ -33,12 +33,13 @@ from tests.support.server_harness import (
     server_config,
     settings_for,
 )
+from tidegauge.async_store import AsyncStore
 from tidegauge.localredis import RedisServer
 from tidegauge.model import Sample
 from tidegauge.records import LabelMatcher
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode, DelegateSettings
-from tidegauge.store import AsyncStore, StoreUnavailable
+from tidegauge.store import StoreUnavailable
 
 EXTERNAL = "/apis/external.metrics.k8s.io/v1beta1/namespaces/shop"
 OWN_PATH = f"{EXTERNAL}/sqs_messages"

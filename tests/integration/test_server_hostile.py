@@ -35,12 +35,13 @@ from tests.support.server_harness import (
     server_config,
     settings_for,
 )
+from tidegauge.async_store import AsyncStore
 from tidegauge.localredis import RedisServer, free_port
 from tidegauge.model import Sample
 from tidegauge.records import LabelMatcher
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode, ConnectionLimits
-from tidegauge.store import AsyncStore, Store
+from tidegauge.store import Store
 
 pytestmark = pytest.mark.integration
 

@@ -31,6 +31,7 @@ from tests.support.server_harness import (
     server_config,
     settings_for,
 )
+from tidegauge.async_store import AsyncStore
 from tidegauge.errors import UsageError
 from tidegauge.localredis import (
     CLUSTER_BUS_OFFSET,
@@ -44,7 +45,7 @@ from tidegauge.model import Sample
 from tidegauge.records import LabelMatcher
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.server.runner import Server
-from tidegauge.store import AsyncStore, latest_key
+from tidegauge.store import latest_key
 
 pytestmark = pytest.mark.integration
 

@@ -9,12 +9,13 @@ import pytest
 
 from tests.support.clock import FakeClock
 from tests.support.server_harness import seed
+from tidegauge.async_store import AsyncStore
 from tidegauge.localredis import RedisServer
 from tidegauge.model import Sample, SeriesKey
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.server.histories import SeriesHistories, history_points
 from tidegauge.server.types import ExternalMetricValue
-from tidegauge.store import AsyncStore, Store, history_key
+from tidegauge.store import Store, history_key
 
 NOW = 1_700_000_000.0
 

@@ -13,10 +13,11 @@ import pytest
 import redis
 from samtranslator.yaml_helper import yaml_parse
 
+from tidegauge.async_store import AsyncStore
 from tidegauge.localredis import RedisCluster, RedisServer
 from tidegauge.model import CollectorStatus, Sample
 from tidegauge.redis_connection import ConnectionSettings
-from tidegauge.store import AsyncStore, Store
+from tidegauge.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 USERNAME = "tidegauge"

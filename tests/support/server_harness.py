@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from tests.support.pki import CertificateAuthority, Issued
+from tidegauge.async_store import AsyncStore
 from tidegauge.config import Config, parse_config
 from tidegauge.model import Sample
 from tidegauge.records import LabelMatcher
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.server.runner import Server
 from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode, ServerSettings
-from tidegauge.store import AsyncStore, Store
+from tidegauge.store import Store
 
 T = TypeVar("T")
 

@@ -14,13 +14,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
+from tidegauge.async_store import AsyncStore
 from tidegauge.errors import UsageError
 from tidegauge.model import HistoryPoint, Sample, SeriesKey
 from tidegauge.records import Changes, InvalidRecordHook, LabelMatcher
 from tidegauge.redis_connection import ConnectionSettings, cluster_enabled_async
 from tidegauge.server.health import RedisHealth
 from tidegauge.server.view import FeedReader, NoChangeFeed
-from tidegauge.store import AsyncStore, StoreUnavailable, translate_errors
+from tidegauge.store import StoreUnavailable, translate_errors
 
 logger = logging.getLogger(__name__)
 
