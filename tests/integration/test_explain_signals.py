@@ -28,6 +28,7 @@ sources:
   - {name: orders, type: sqs, region: eu-west-1, queues: {names: [orders]}}
   - {name: peak, type: sqs, region: eu-west-1, queues: {names: [orders]}, metric: sqs_peak}
   - {name: smooth, type: sqs, region: eu-west-1, queues: {names: [orders]}, metric: sqs_smoothed}
+  - {name: sent, type: sqs, region: eu-west-1, queues: {names: [orders]}, metric: sent_total}
   - name: db
     type: cloudwatch
     region: eu-west-1
@@ -35,6 +36,7 @@ sources:
       - {preset: aurora_cpu, identifier: orders-db, max_age_seconds: 240}
 derived:
   orders_pressure: 'max(sqs_messages{queue="orders"} / 100, aurora_cpu_percent{cluster="orders-db"} / 70)'
+  orders_sent_per_second: 'rate(sent_total{queue="orders"}[60s])'
 metrics:
   sqs_messages: {max_age_seconds: 60}
   sqs_peak:
@@ -182,3 +184,29 @@ def test_explain_flags_a_stale_input_of_a_derived_metric(
     assert "STALE (max age 240 s)" in cpu
     assert "STALE" not in queue
     assert 'the server answers 404 while aurora_cpu_percent{cluster="orders-db"} is stale' in text
+
+
+def test_explain_shows_a_rate_input_as_the_rate_of_its_history(
+    kube: FakeKubeApiServer,
+    redis_server: RedisServer,
+    store: Store,
+    config: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a counter at 100, 130, 160, 190 over the last 44 s, read as rate(sent_total[60s])
+    now = time.time()
+    counts = [(now - 45, 100.0), (now - 30, 130.0), (now - 15, 160.0), (now - 1, 190.0)]
+    write_history(store, "sent_total", counts, queue="orders")
+    metric = external_metric("orders_sent_per_second", {}, "Value", "1")
+    kube.put(HPA_PATH, hpa("worker", [metric], desired=3))
+    kube.put(f"{EXTERNAL}/orders_sent_per_second", external_values("orders_sent_per_second", "2045m"))
+
+    # WHEN explain reads the HPA and the store
+    [signal] = json.loads(explain(kube, redis_server, config, capsys, "-o", "json"))["signals"]
+
+    # THEN the input is the per-second increase over its window (90 / 44 s), not the raw count 190
+    [sent] = signal["inputs"]
+    assert sent["function"] == "rate over 60 s"
+    assert sent["value"] == pytest.approx(90 / 44)
+    assert sent["series"][0]["raw"] == 190.0
+    assert sent["stale"] is False

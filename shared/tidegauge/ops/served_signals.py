@@ -11,12 +11,12 @@ the HPA's own fetch, shown beside, says what the namespace may read.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tidegauge.config.model import MetricPolicy
 from tidegauge.errors import UsageError
-from tidegauge.expressions import SeriesSelector, parse_expression, selectors_of
+from tidegauge.expressions import Call, Duration, SeriesSelector, parse_expression, selector_uses
 from tidegauge.model import Sample
 from tidegauge.ops.cluster import JsonObject
 from tidegauge.ops.common import Target, plain_number
@@ -24,7 +24,7 @@ from tidegauge.ops.hpa_reading import MetricReading
 from tidegauge.selectors import Selector, SelectorError, parse_selector
 from tidegauge.server.derived import describe_selector, series_selector
 from tidegauge.server.histories import ending_with, history_points
-from tidegauge.server.windows import smoothed
+from tidegauge.server.windows import Point, in_window, project, rate, smoothed
 
 _DEFAULT_INTERVAL_SECONDS = 15.0
 """The config's ``sampling.interval_seconds`` default, for ``--redis-url`` without ``--config``."""
@@ -54,12 +54,19 @@ class InputReading:
     series: tuple[SeriesReading, ...]
     max_age_seconds: float
     range_seconds: float | None
+    function: str = ""
+    """``rate over 60 s`` / ``project 60 s ahead over 60 s``: each series' ``served`` is that function
+    of its raw history (None: under two points in the window, which makes the input stale)."""
 
     @property
     def value(self) -> float | None:
         """The sum of the fresh series (how a selector reads as an operand), None with none fresh."""
         fresh = [s.served if s.served is not None else s.raw for s in self.series if not s.stale]
-        return sum(fresh) if fresh else None
+        return sum(fresh) if fresh and not self.too_few_points else None
+
+    @property
+    def too_few_points(self) -> bool:
+        return bool(self.function) and any(s.served is None for s in self.series if not s.stale)
 
     @property
     def age_seconds(self) -> float | None:
@@ -74,7 +81,7 @@ class InputReading:
     def stale(self) -> bool:
         """No fresh series: the provider serves none (or only last-known-good ones, which the derived
         metric refuses), so the derived metric is stale."""
-        return all(s.stale for s in self.series)
+        return all(s.stale for s in self.series) or self.too_few_points
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,7 @@ class ServedSignal:
                     "ageSeconds": i.age_seconds,
                     "maxAgeSeconds": i.max_age_seconds,
                     "rangeSeconds": i.range_seconds,
+                    "function": i.function or None,
                     "stale": i.stale,
                     "series": [_series_json(s) for s in i.series],
                 }
@@ -127,7 +135,10 @@ class ServedSignal:
                 value = "-" if i.value is None else plain_number(i.value)
                 age = "-" if i.age_seconds is None else f"{i.age_seconds:.0f}s"
                 flag = f" STALE (max age {i.max_age_seconds:g} s)" if i.stale else ""
-                lines.append(f"  input {i.selector}: {value}, age {age}{flag}")
+                if i.too_few_points:
+                    flag = " STALE (a series has under two points in its window)"
+                of = f" ({i.function})" if i.function else ""
+                lines.append(f"  input {i.selector}{of}: {value}, age {age}{flag}")
             if self.stale_inputs:
                 lines.append(f"  stale: the server answers 404 while {', '.join(self.stale_inputs)} is stale")
             return lines
@@ -163,8 +174,8 @@ def served_signals(target: Target, readings: Sequence[MetricReading], now: float
         definition = derived.get(reading.name)
         if definition is not None:
             inputs = tuple(
-                _input(target, node, interval, now)
-                for node in selectors_of(parse_expression(definition.expression))
+                _input(target, node, call, interval, now)
+                for node, call in selector_uses(parse_expression(definition.expression))
             )
             signals.append(
                 ServedSignal(reading.key, reading.name, (), expression=definition.expression, inputs=inputs)
@@ -220,11 +231,7 @@ def _one(target: Target, sample: Sample, policy: MetricPolicy, interval: float, 
     points = 0
     if window is not None or keep_alive is not None:
         span = max(window.seconds if window is not None else 0.0, keep_alive or 0.0)
-        stream = [
-            (p.timestamp, p.value)
-            for p in target.store.read_history(sample.key, count=history_points(span, interval))
-        ]
-        history = ending_with(stream, sample.timestamp, sample.value)
+        history = _history(target, sample, history_points(span, interval))
         served = smoothed(sample.value, history, now, window, keep_alive)
         points = len(history)
     age = max(0.0, now - sample.timestamp)
@@ -233,9 +240,58 @@ def _one(target: Target, sample: Sample, policy: MetricPolicy, interval: float, 
     )
 
 
-def _input(target: Target, node: SeriesSelector, interval: float, now: float) -> InputReading:
+def _input(
+    target: Target, node: SeriesSelector, call: Call | None, interval: float, now: float
+) -> InputReading:
     policy = _policy(target, node.metric)
-    series = _series(target, node.metric, series_selector(node), policy, interval, now)
-    return InputReading(
-        describe_selector(node), node.metric, series, policy.max_age_seconds, node.range_seconds
+    selector = series_selector(node)
+    if call is None:
+        series = _series(target, node.metric, selector, policy, interval, now)
+        return InputReading(
+            describe_selector(node), node.metric, series, policy.max_age_seconds, node.range_seconds
+        )
+    # As the server's derived evaluator: the raw history of the last W s of each series.
+    horizon = call.arguments[1] if len(call.arguments) > 1 else None
+    if call.function == "project" and isinstance(horizon, Duration):
+        ahead = horizon.seconds
+        seconds = node.range_seconds if node.range_seconds is not None else ahead
+        words = f"project {ahead:g} s ahead over {seconds:g} s"
+
+        def function(points: list[Point]) -> float | None:
+            return project(points, ahead)
+    else:
+        seconds = node.range_seconds or 0.0
+        words, function = f"rate over {seconds:g} s", rate
+    count = history_points(seconds, interval)
+    series = tuple(
+        _over_history(target, sample, policy, count, seconds, function, now)
+        for sample in target.store.read_latest(node.metric, selector)
     )
+    return InputReading(describe_selector(node), node.metric, series, policy.max_age_seconds, seconds, words)
+
+
+def _over_history(
+    target: Target,
+    sample: Sample,
+    policy: MetricPolicy,
+    count: int,
+    seconds: float,
+    function: Callable[[list[Point]], float | None],
+    now: float,
+) -> SeriesReading:
+    window = in_window(_history(target, sample, count), now, seconds)
+    age = max(0.0, now - sample.timestamp)
+    return SeriesReading(
+        sample.key.label_string,
+        sample.value,
+        age,
+        age > policy.max_age_seconds,
+        function(window),
+        len(window),
+    )
+
+
+def _history(target: Target, sample: Sample, count: int) -> tuple[Point, ...]:
+    """The series' history as the server's windows read it (``count`` newest points, then the latest)."""
+    stream = [(p.timestamp, p.value) for p in target.store.read_history(sample.key, count=count)]
+    return ending_with(stream, sample.timestamp, sample.value)
