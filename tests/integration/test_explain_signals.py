@@ -210,3 +210,25 @@ def test_explain_shows_a_rate_input_as_the_rate_of_its_history(
     assert sent["value"] == pytest.approx(90 / 44)
     assert sent["series"][0]["raw"] == 190.0
     assert sent["stale"] is False
+
+
+def test_explain_with_an_unreachable_store_still_explains_the_hpa(
+    kube: FakeKubeApiServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an HPA the kube-apiserver answers for, and Redis named on a port nothing listens on
+    kube.put(HPA_PATH, hpa("worker", [external_metric("sqs_peak", {}, "Value", "3")], desired=3))
+    kube.put(f"{EXTERNAL}/sqs_peak", external_values("sqs_peak", "9"))
+    kubeconfig = kube.write_kubeconfig()
+
+    # WHEN explain runs with that store
+    code = main(
+        ["explain", "hpa", "worker", "-n", NAMESPACE, "--kubeconfig", kubeconfig,
+         "--redis-url", "redis://127.0.0.1:1/0", "-o", "json"]
+    )  # fmt: skip
+
+    # THEN the HPA's side is explained (exit 0) and the store's failure is said, not raised
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert report["desiredReplicas"] == 6
+    assert report["signals"] == []
+    assert "Redis unreachable" in report["storeError"]

@@ -87,9 +87,16 @@ def wants_store(args: argparse.Namespace) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     cluster = connect(ClusterOptions.from_args(args))
-    explanation = explain_hpa(
-        cluster, args.namespace or cluster.namespace, args.name, parse_targets(args.target), args.tolerance
-    )
+    try:
+        explanation = explain_hpa(
+            cluster,
+            args.namespace or cluster.namespace,
+            args.name,
+            parse_targets(args.target),
+            args.tolerance,
+        )
+    finally:
+        cluster.close()  # the client's connection pool, as doctor does
     if wants_store(args):
         explanation = with_signals(explanation, args)
     print(json.dumps(explanation.as_json()) if args.output == "json" else explanation.render())
