@@ -28,6 +28,7 @@ sources:
   - {name: orders, type: sqs, region: eu-west-1, queues: {names: [orders]}}
   - {name: peak, type: sqs, region: eu-west-1, queues: {names: [orders]}, metric: sqs_peak}
   - {name: smooth, type: sqs, region: eu-west-1, queues: {names: [orders]}, metric: sqs_smoothed}
+  - {name: sparse, type: sqs, region: eu-west-1, queues: {names: [orders]}, metric: sqs_sparse}
   - {name: sent, type: sqs, region: eu-west-1, queues: {names: [orders]}, metric: sent_total}
   - name: db
     type: cloudwatch
@@ -45,6 +46,10 @@ metrics:
   sqs_smoothed:
     max_age_seconds: 60
     window: {seconds: 70, function: avg}
+  sqs_sparse:
+    max_age_seconds: 60
+    keep_alive_seconds: 120
+    fallback: {mode: last_known_good, max_age_seconds: 300}
 """
 
 
@@ -131,6 +136,29 @@ def test_explain_shows_raw_values_beside_the_windowed_values_the_server_serves(
     peak_line, smooth_line = (line for line in text.splitlines() if line.startswith("  queue=orders: raw 2,"))
     assert peak_line.endswith("-> served 9 (4 points)")
     assert smooth_line.endswith("-> served 4.25 (4 points)")
+
+
+def test_explain_shows_keep_alive_holding_a_drained_queue_at_one(
+    kube: FakeKubeApiServer,
+    redis_server: RedisServer,
+    store: Store,
+    config: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a sparse queue that had 3 messages 60 s ago and reads 0 now, with a 120 s keep-alive
+    now = time.time()
+    write_history(store, "sqs_sparse", [(now - 60, 3.0), (now - 5, 0.0)], queue="orders")
+    kube.put(HPA_PATH, hpa("worker", [external_metric("sqs_sparse", {"queue": "orders"}, "Value", "1")]))
+    kube.put(f"{EXTERNAL}/sqs_sparse", external_values("sqs_sparse", "1"))
+
+    # WHEN explain reads the HPA and the store
+    [signal] = json.loads(explain(kube, redis_server, config, capsys, "-o", "json"))["signals"]
+
+    # THEN the raw 0 is served as 1, and the options say why (and what happens in an outage)
+    [series] = signal["series"]
+    assert (series["raw"], series["served"]) == (0.0, 1.0)
+    assert "keep-alive 120 s" in signal["options"]
+    assert "last known good up to 300 s past max age" in signal["options"]
 
 
 def test_explain_shows_a_derived_metrics_expression_and_each_inputs_value_and_age(
