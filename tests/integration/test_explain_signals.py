@@ -161,6 +161,34 @@ def test_explain_shows_keep_alive_holding_a_drained_queue_at_one(
     assert "last known good up to 300 s past max age" in signal["options"]
 
 
+def test_explain_says_which_stale_series_the_server_still_serves_as_last_known_good(
+    kube: FakeKubeApiServer,
+    redis_server: RedisServer,
+    store: Store,
+    config: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a collector outage: sqs_sparse's series 100 s old (max age 60, last known good 300 s more),
+    # and another 500 s old, past that limit
+    now = time.time()
+    write_history(store, "sqs_sparse", [(now - 100, 4.0)], queue="orders")
+    write_history(store, "sqs_sparse", [(now - 500, 7.0)], queue="older")
+    kube.put(HPA_PATH, hpa("worker", [external_metric("sqs_sparse", {}, "Value", "1")]))
+    kube.put(f"{EXTERNAL}/sqs_sparse", external_values("sqs_sparse", "4"))
+
+    # WHEN explain reads the HPA and the store
+    [signal] = json.loads(explain(kube, redis_server, config, capsys, "-o", "json"))["signals"]
+
+    # THEN both are stale; the one within the limit is what the server serves
+    served = {s["labels"]: (s["stale"], s["servedByServer"]) for s in signal["series"]}
+    assert served == {"queue=orders": (True, True), "queue=older": (True, False)}
+    text = explain(kube, redis_server, config, capsys)
+    assert "STALE, last known good" in next(line for line in text.splitlines() if "queue=orders: raw" in line)
+    assert "STALE, left out by the server" in next(
+        line for line in text.splitlines() if "queue=older:" in line
+    )
+
+
 def test_explain_shows_a_derived_metrics_expression_and_each_inputs_value_and_age(
     kube: FakeKubeApiServer,
     redis_server: RedisServer,

@@ -95,6 +95,17 @@ class ServedSignal:
     series: tuple[SeriesReading, ...] = ()
     expression: str = ""
     inputs: tuple[InputReading, ...] = ()
+    max_age_seconds: float = 0.0
+    last_known_good_seconds: float | None = None
+
+    def serves(self, series: SeriesReading) -> bool:
+        """The provider's rule: the fresh series; with none fresh, the last known good ones within
+        ``max_age + last_known_good`` seconds."""
+        if not series.stale:
+            return True
+        if self.last_known_good_seconds is None or any(not s.stale for s in self.series):
+            return False
+        return series.age_seconds <= self.max_age_seconds + self.last_known_good_seconds
 
     @property
     def derived(self) -> bool:
@@ -124,7 +135,7 @@ class ServedSignal:
             ]
             answer["stale"] = bool(self.stale_inputs)
         else:
-            answer["series"] = [_series_json(s) for s in self.series]
+            answer["series"] = [_series_json(s) | {"servedByServer": self.serves(s)} for s in self.series]
         return answer
 
     def render(self) -> list[str]:
@@ -140,14 +151,19 @@ class ServedSignal:
                 of = f" ({i.function})" if i.function else ""
                 lines.append(f"  input {i.selector}{of}: {value}, age {age}{flag}")
             if self.stale_inputs:
-                lines.append(f"  stale: the server answers 404 while {', '.join(self.stale_inputs)} is stale")
+                verb = "is" if len(self.stale_inputs) == 1 else "are"
+                lines.append(
+                    f"  stale: the server answers 404 while {', '.join(self.stale_inputs)} {verb} stale"
+                )
             return lines
         lines = [f"{self.key}: {options}"]
         if not self.series:
             lines.append("  no series in Redis match the selector")
         for s in self.series:
             served = "" if s.served is None else f" -> served {plain_number(s.served)} ({s.points} points)"
-            flag = " STALE" if s.stale else ""
+            flag = ""
+            if s.stale:
+                flag = " STALE, last known good" if self.serves(s) else " STALE, left out by the server"
             lines.append(
                 f"  {s.labels or '{}'}: raw {plain_number(s.raw)}, age {s.age_seconds:.0f}s{flag}{served}"
             )
@@ -184,7 +200,17 @@ def served_signals(target: Target, readings: Sequence[MetricReading], now: float
             selector = _selector(reading)
             policy = _policy(target, reading.name)
             series = _series(target, reading.name, selector, policy, interval, now)
-            signals.append(ServedSignal(reading.key, reading.name, _options(policy), series=series))
+            good = policy.last_known_good
+            signals.append(
+                ServedSignal(
+                    reading.key,
+                    reading.name,
+                    _options(policy),
+                    series=series,
+                    max_age_seconds=policy.max_age_seconds,
+                    last_known_good_seconds=None if good is None else good.max_age_seconds,
+                )
+            )
     return tuple(signals)
 
 
