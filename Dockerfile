@@ -36,6 +36,8 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
        --shell /usr/sbin/nologin tidegauge
 USER 65532:65532
 WORKDIR /tmp
-EXPOSE 6443 9090
+# 6443: the aggregated API (HTTPS); 9090: /metrics and health; 9443: KEDA's external scaler (gRPC over
+# TLS, served by this image when --keda-scaler-port is set, as the keda-scaler overlay does).
+EXPOSE 6443 9090 9443
 ENTRYPOINT ["tidegauge"]
 CMD ["serve"]

@@ -111,14 +111,21 @@ Node: TypeAlias = Number | Duration | SeriesSelector | Call | Negate | Binary
 
 def selectors_of(node: Node) -> list[SeriesSelector]:
     """Every selector of an expression, in reading order."""
+    return [selector for selector, _ in selector_uses(node)]
+
+
+def selector_uses(node: Node, around: Call | None = None) -> list[tuple[SeriesSelector, Call | None]]:
+    """Every selector of an expression in reading order, with the ``rate``/``project`` call reading it
+    (None elsewhere): ``tidegauge explain`` shows those inputs as the function of their history."""
     if isinstance(node, SeriesSelector):
-        return [node]
+        return [(node, around)]
     if isinstance(node, Call):
-        return [found for argument in node.arguments for found in selectors_of(argument)]
+        inner = node if node.function in ("rate", "project") else None
+        return [found for argument in node.arguments for found in selector_uses(argument, inner)]
     if isinstance(node, Negate):
-        return selectors_of(node.operand)
+        return selector_uses(node.operand)
     if isinstance(node, Binary):
-        return selectors_of(node.left) + selectors_of(node.right)
+        return selector_uses(node.left) + selector_uses(node.right)
     return []
 
 

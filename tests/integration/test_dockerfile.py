@@ -102,7 +102,7 @@ def test_final_stage_runs_the_server_as_a_non_root_user(stages: list[Stage]) -> 
     assert json.loads(final.arguments("ENTRYPOINT")[-1]) == ["tidegauge"]
     assert json.loads(final.arguments("CMD")[-1]) == ["serve"]
     exposed = {port for argument in final.arguments("EXPOSE") for port in argument.split()}
-    assert exposed == {"6443", "9090"}
+    assert exposed == {"6443", "9090", "9443"}
     run = " ".join(final.arguments("RUN"))
     assert "--uid 65532" in run
     assert "--gid 65532" in run

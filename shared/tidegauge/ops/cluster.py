@@ -71,15 +71,28 @@ class ClusterOptions:
         return cls(args.kubeconfig, args.context, args.namespace)
 
 
+def no_client_error() -> UsageError:
+    """Why a cluster command cannot run here, and where it can: inside a pod (the server image leaves
+    the kubernetes client out, docs/operations.md "Doctor from a laptop") or on a bare install."""
+    if "KUBERNETES_SERVICE_HOST" in os.environ:
+        return UsageError(
+            "the cluster commands (doctor, explain) need the kubernetes client, which the server image "
+            "leaves out to stay lean (its ServiceAccount may not read what doctor checks either). Fix: "
+            "run it from a laptop with a kubeconfig: `kubectl tidegauge doctor` (pip install "
+            "'tidegauge[cli]'); in this pod, `tidegauge metrics` and `tidegauge status` read Redis"
+        )
+    return UsageError(
+        "the cluster commands (doctor, explain) need the kubernetes client. Fix: pip install 'tidegauge[cli]'"
+    )
+
+
 def connect(options: ClusterOptions) -> KubernetesCluster:
     """A client for the kubeconfig context (or the in-cluster ServiceAccount inside a pod)."""
     try:
         from kubernetes import client, config
         from kubernetes.config.config_exception import ConfigException
-    except ModuleNotFoundError as error:  # pragma: no cover - depends on the installation
-        raise UsageError(
-            "the cluster commands need the kubernetes client: pip install 'tidegauge[cli]'"
-        ) from error
+    except ModuleNotFoundError as error:
+        raise no_client_error() from error
     kubeconfig = options.kubeconfig or os.environ.get("KUBECONFIG")
     in_cluster = kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ
     try:

@@ -17,11 +17,16 @@ from tidegauge.store import Store
 
 
 def add_redis_arguments(parser: argparse.ArgumentParser) -> None:
+    add_store_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--redis-url`` and ``--config``: where the store is, and the serving options it is read with."""
     parser.add_argument(
         "--redis-url", help=f"Redis URL (beats ${environment.REDIS_URL}, which beats the config's redis.url)"
     )
     parser.add_argument("--config", help=f"config file (default: ${environment.CONFIG_FILE})")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,16 @@ the stabilisation window shows only what those reveal. Exit status: 0 shown, 1 t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
+import os
 import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
+from tidegauge import environment
 from tidegauge.errors import UsageError
 from tidegauge.hpa_algorithm import Decision, History, HorizontalPodAutoscaler, HpaSpec
 from tidegauge.ops.cluster import (
@@ -30,7 +33,7 @@ from tidegauge.ops.cluster import (
     add_cluster_arguments,
     connect,
 )
-from tidegauge.ops.common import plain_number, table
+from tidegauge.ops.common import add_store_arguments, open_target, plain_number, table
 from tidegauge.ops.hpa_reading import (
     DEFAULT_TOLERANCE,
     MetricReading,
@@ -45,7 +48,9 @@ from tidegauge.ops.hpa_reading import (
     quantity,
     read_scale_target,
 )
+from tidegauge.ops.served_signals import ServedSignal, served_signals
 from tidegauge.quantity import QuantityError
+from tidegauge.store import StoreError
 
 _NEW_SIZE = re.compile(r"New size: (\d+)")
 
@@ -71,13 +76,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hpa.add_argument(
         "--output", "-o", choices=("text", "json"), default="text", help="text (default) or json"
     )
+    add_store_arguments(hpa)  # with a store: the raw values in Redis beside the served ones
+
+
+def wants_store(args: argparse.Namespace) -> bool:
+    """Redis is read when named (``--redis-url``, ``--config`` or their environment variables)."""
+    named = (environment.REDIS_URL, environment.CONFIG_FILE)
+    return bool(args.redis_url or args.config or any(os.environ.get(name) for name in named))
 
 
 def run(args: argparse.Namespace) -> int:
     cluster = connect(ClusterOptions.from_args(args))
-    explanation = explain_hpa(
-        cluster, args.namespace or cluster.namespace, args.name, parse_targets(args.target), args.tolerance
-    )
+    try:
+        explanation = explain_hpa(
+            cluster,
+            args.namespace or cluster.namespace,
+            args.name,
+            parse_targets(args.target),
+            args.tolerance,
+        )
+    finally:
+        cluster.close()  # the client's connection pool, as doctor does
+    if wants_store(args):
+        explanation = with_signals(explanation, args)
     print(json.dumps(explanation.as_json()) if args.output == "json" else explanation.render())
     return 0
 
@@ -113,6 +134,10 @@ class Explanation:
     events: tuple[str, ...]
     what_if: bool
     last_scale_ago: str = "never"
+    moment: float = 0.0
+    signals: tuple[ServedSignal, ...] = ()
+    """Raw vs served values from the store (with ``--redis-url`` / ``--config``)."""
+    store_error: str = ""
 
     def as_json(self) -> JsonObject:
         decision = self.decision
@@ -156,6 +181,8 @@ class Explanation:
             "whatIf": self.what_if,
             "conditions": list(self.conditions),
             "events": list(self.events),
+            "signals": [signal.as_json() for signal in self.signals],
+            "storeError": self.store_error or None,
         }
 
     def render(self) -> str:
@@ -228,6 +255,13 @@ class Explanation:
             "note: the controller's remembered recommendations are not visible; this starts from the current "
             "count plus the SuccessfulRescale events"
         )
+        if self.signals or self.store_error:
+            lines.append("")
+            lines.append("in Redis (raw) vs served by tidegauge (what the server computes from them):")
+        if self.store_error:
+            lines.append(f"  the store could not be read: {self.store_error}")
+        for signal in self.signals:
+            lines.extend(signal.render())
         return "\n".join(lines)
 
 
@@ -287,7 +321,24 @@ def explain_hpa(
         last_scale_ago=_ago(parse_time(status.get("lastScaleTime")), moment),
         events=tuple(_event_line(event, moment) for event in events[-10:]),
         what_if=bool(overrides),
+        moment=moment,
     )
+
+
+def with_signals(explanation: Explanation, args: argparse.Namespace) -> Explanation:
+    """The explanation with each metric's raw series and served value from the store (read-only); a
+    store that cannot be read is reported, not fatal: the HPA's side is still worth showing."""
+    try:
+        target = open_target(args)
+    except StoreError as error:
+        return dataclasses.replace(explanation, store_error=str(error))
+    try:
+        signals = served_signals(target, explanation.readings, explanation.moment)
+    except StoreError as error:
+        return dataclasses.replace(explanation, store_error=str(error))
+    finally:
+        target.store.close()
+    return dataclasses.replace(explanation, signals=signals)
 
 
 def describe_behavior(spec: HpaSpec) -> list[str]:

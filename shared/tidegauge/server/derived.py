@@ -68,7 +68,8 @@ def parsed(expression: str) -> Node:
     return parse_expression(expression)
 
 
-def _selector(node: SeriesSelector) -> Selector:
+def series_selector(node: SeriesSelector) -> Selector:
+    """The label selector of ``metric{label="value", ...}`` (shared with ``tidegauge explain``)."""
     return Selector(
         tuple(
             Requirement(
@@ -81,7 +82,8 @@ def _selector(node: SeriesSelector) -> Selector:
     )
 
 
-def _describe(node: SeriesSelector) -> str:
+def describe_selector(node: SeriesSelector) -> str:
+    """``metric{label="value",...}`` as written, for messages."""
     matchers = ",".join(f'{m.label}{m.operator}"{m.value}"' for m in node.matchers)
     return f"{node.metric}{{{matchers}}}" if matchers else node.metric
 
@@ -202,8 +204,8 @@ class DerivedEvaluator:
                 result = function(in_window(points, context.now, seconds))
                 if result is None:
                     raise DerivedStale(
-                        f"derived metric {context.name!r} is stale: {_describe(node)} has fewer than two "
-                        f"points in its last {seconds:g} s"
+                        f"derived metric {context.name!r} is stale: {describe_selector(node)} has fewer "
+                        f"than two points in its last {seconds:g} s"
                     )
                 value = values[index]
                 until = expiry(points, context.now, seconds)
@@ -213,17 +215,17 @@ class DerivedEvaluator:
 
     async def _read(self, read: Read, node: SeriesSelector, context: _Context) -> list[ExternalMetricValue]:
         try:
-            values = await read(context.namespace, _selector(node), node.metric)
+            values = await read(context.namespace, series_selector(node), node.metric)
         except MetricNotFound as error:
             raise DerivedStale(
-                f"derived metric {context.name!r} is stale: its input {_describe(node)} has no fresh "
+                f"derived metric {context.name!r} is stale: its input {describe_selector(node)} has no fresh "
                 f"series ({error})"
             ) from error
         oldest_fresh = context.now - self._policies.metric_policy(node.metric).max_age_seconds
         if any(value.timestamp < oldest_fresh for value in values):
             raise DerivedStale(
-                f"derived metric {context.name!r} is stale: its input {_describe(node)} is older than "
-                "its max age"
+                f"derived metric {context.name!r} is stale: its input {describe_selector(node)} is older "
+                "than its max age"
             )
         return values
 

@@ -118,8 +118,13 @@ def _entry(
 ) -> _History:
     added = tuple((point.timestamp, point.value) for point in new)
     stream = (cached.stream + added)[-count:] if cached is not None else added
-    older = tuple(point for point in stream if point[0] < value.timestamp)
     read_at = cached.read_at if cached is not None else now
     return _History(
-        value.timestamp, count, read_at, last_id, stream, (*older, (value.timestamp, value.value))
+        value.timestamp, count, read_at, last_id, stream, ending_with(stream, value.timestamp, value.value)
     )
+
+
+def ending_with(stream: Sequence[Point], timestamp: float, value: float) -> tuple[Point, ...]:
+    """A series' history as windows read it: the stream's points older than the latest value, then the
+    latest value itself (the authority). Shared with ``tidegauge explain``."""
+    return (*(point for point in stream if point[0] < timestamp), (timestamp, value))

@@ -25,7 +25,7 @@ from tidegauge.server.derived import DerivedEvaluator
 from tidegauge.server.histories import HISTORY_CACHE_SERIES, SeriesHistories, history_points
 from tidegauge.server.provider import MetricNotFound
 from tidegauge.server.types import ExternalMetrics, ExternalMetricValue
-from tidegauge.server.windows import Point, expiry, in_window, kept_alive, window_value
+from tidegauge.server.windows import Point, expiry, smoothed
 
 logger = logging.getLogger(__name__)
 
@@ -133,14 +133,12 @@ def _smooth(
     window: Window | None,
     keep_alive: float | None,
 ) -> _Served:
-    value, window_seconds, until = raw.value, raw.window_seconds, math.inf
+    value = smoothed(raw.value, points, now, window, keep_alive)
+    window_seconds, until = raw.window_seconds, math.inf
     if window is not None:
-        recent = in_window(points, now, window.seconds) or [points[-1]]
-        value = window_value(window.function, recent, window.seconds)
         window_seconds = max(1, round(window.seconds))
         until = expiry(points, now, window.seconds)
     if keep_alive is not None:
-        value = kept_alive(value, in_window(points, now, keep_alive))
         until = min(until, expiry(points, now, keep_alive))
     rendered = ExternalMetricValue(name, raw.labels, raw.timestamp, value, window_seconds)
     return _Served((raw.timestamp, raw.value), until, rendered)

@@ -21,7 +21,7 @@ import itertools
 import math
 from collections.abc import Sequence
 
-from tidegauge.config.model import WindowFunction
+from tidegauge.config.model import Window, WindowFunction
 
 Point = tuple[float, float]
 """(timestamp, value)."""
@@ -61,6 +61,20 @@ def window_value(function: WindowFunction, points: Sequence[Point], seconds: flo
     half_life = seconds * EWMA_HALF_LIFE_FRACTION
     weights = [2.0 ** (-(newest - timestamp) / half_life) for timestamp, _ in points]
     return math.fsum(w * v for w, v in zip(weights, values, strict=True)) / math.fsum(weights)
+
+
+def smoothed(
+    value: float, points: Sequence[Point], now: float, window: Window | None, keep_alive: float | None
+) -> float:
+    """What the server serves for a series whose raw ``value`` ends ``points``: the window function of
+    the window's points (the newest alone when none is in it), then raised by keep-alive. Shared with
+    ``tidegauge explain``, so both compute the same number from the same history."""
+    if window is not None:
+        recent = in_window(points, now, window.seconds) or [points[-1]]
+        value = window_value(window.function, recent, window.seconds)
+    if keep_alive is not None:
+        value = kept_alive(value, in_window(points, now, keep_alive))
+    return value
 
 
 def kept_alive(value: float, points: Sequence[Point]) -> float:
