@@ -202,6 +202,14 @@ def test_any_stale_input_makes_the_derived_metric_stale(tree: Node, stale: set[s
             assert run(derived, text).value == pytest.approx(expected[0], rel=1e-9, abs=1e-9)
 
 
+@pytest.mark.parametrize("text", ['max(0, 0 / c{q="x"})', 'min(0 / c{q="x"}, 1)', 'max(1 / c{q="x"}, b)'])
+def test_a_division_by_zero_inside_max_or_min_leaves_the_value_undefined(text: str) -> None:
+    # GIVEN c{q="x"} reads 0 WHEN it divides inside max/min THEN no value, whatever the argument order
+    # (found by the reference-evaluator property: max(0, nan) was 0)
+    with pytest.raises(MetricNotFound, match="no finite value"):
+        run(evaluator(), text)
+
+
 def test_the_documented_example() -> None:
     # max(sum of a's series / 7, b / 5) = max(1, 2)
     value = run(evaluator(), "max(a / 7, b / 5)")

@@ -154,7 +154,10 @@ class DerivedEvaluator:
                 items = await self._evaluate(node.arguments[0], context)
             else:
                 items = [_total(await self._evaluate(argument, context)) for argument in node.arguments]
-            reduced = _REDUCE[node.function]([item.value for item in items])
+            values = [item.value for item in items]
+            # A division by zero inside (NaN) makes the whole value undefined: Python's max and min
+            # would otherwise drop a NaN argument or keep it depending on its position.
+            reduced = math.nan if any(math.isnan(v) for v in values) else _REDUCE[node.function](values)
             return [_Item(reduced, min(item.timestamp for item in items))]
         series = node.arguments[0]
         assert isinstance(series, SeriesSelector)
