@@ -88,12 +88,14 @@ def test_replaced_series_are_freed_though_frozen(redis_server: RedisServer, froz
             frozen_before = gc.get_freeze_count()
             await view.refresh()
             frozen_once, memory_once = gc.get_freeze_count(), tracemalloc.get_traced_memory()[0]
+            passes = heap.full_passes()
             # WHEN every value changes and the view is read whole again, three times
             for round_ in range(3):
                 write(redis_server, metric, 10.0 * (round_ + 2))
                 view.position = None  # as after a gap: a full read that replaces the index
                 await view.refresh()
             memory_after = tracemalloc.get_traced_memory()[0]
+            assert heap.full_passes() == passes  # the same size again: no full collection was due
             return frozen_before, frozen_once, gc.get_freeze_count(), memory_once, memory_after
         finally:
             await reader.close()
