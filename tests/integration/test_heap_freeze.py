@@ -33,13 +33,13 @@ def frozen_heap() -> Iterator[None]:
         heap.disable()
 
 
-def write(redis: RedisServer, metric: str, value: float) -> None:
+def write(redis: RedisServer, metric: str, value: float, queues: int = QUEUES) -> None:
     store = Store.connect(ConnectionSettings(redis.url), history_length=0)
     try:
         store.write(
             [
                 Sample.of(metric, {"queue": f"q{n:04d}", "state": state}, value + n, NOW, source="test")
-                for n in range(QUEUES)
+                for n in range(queues)
                 for state in ("visible", "in_flight", "delayed")
             ]
         )
@@ -73,6 +73,32 @@ def test_full_read_leaves_the_held_series_out_of_collections(
     held, tracked = asyncio.run(scenario())
     # THEN it holds every series, and none of them is left for a full pass to walk
     assert held == QUEUES * 3
+    assert tracked == 0
+
+
+def test_large_delta_leaves_the_changed_series_out_of_collections(
+    redis_server: RedisServer, frozen_heap: None
+) -> None:
+    # GIVEN a view of 3,000 series read whole (and frozen)
+    metric = "heap_delta"
+    write(redis_server, metric, 1.0)
+
+    async def scenario() -> tuple[int, int, int]:
+        reader = AsyncStore.connect(ConnectionSettings(redis_server.url), cluster=False)
+        try:
+            view = FollowedMetric(metric, reader, lambda *_: None)
+            await view.refresh()
+            full_reads = view.full_reads
+            # WHEN 1,200 of them change (fewer than half: the delta is read, not the whole metric)
+            write(redis_server, metric, 5.0, queues=400)
+            await view.refresh()
+            return view.full_reads - full_reads, len(view.series), values_tracked(metric)
+        finally:
+            await reader.close()
+
+    full_reads, held, tracked = asyncio.run(scenario())
+    # THEN the delta's new values were frozen too
+    assert (full_reads, held) == (0, QUEUES * 3)
     assert tracked == 0
 
 
