@@ -9,7 +9,9 @@ what refreshing the server's view of Redis costs; every figure beside a baseline
   loop from a separate process for a bounded time: server CPU cores used, and p99.
 - Refresh: the view (:class:`tidegauge.server.view.FollowedMetric`) after K of 10,000 queues changed,
   against the read the server did before the change feed (HGETALL of the whole metric, parsed and
-  rendered); and the longest event-loop block during a full re-read, seen by a task ticking every 1 ms.
+  rendered); and the longest event-loop block during a full re-read, seen by a task ticking every 1 ms,
+  with the cyclic collector as before, with the held series frozen (:mod:`tidegauge.server.heap`, as
+  ``tidegauge serve`` runs) and with the collector off, in the same run.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ FLEET_PERIOD_SECONDS = 15.0
 FLEET_CONNECTIONS = 32
 SCAN_CALLS = 50
 """Requests timed for the scan baseline (a scan of 30,000 series costs milliseconds each)."""
+FROZEN = "tidegauge, frozen"
+"""The default server again, with the series it holds frozen (``gc.freeze()``), as ``tidegauge serve``."""
 REFRESH_QUEUES = 10_000
 REFRESH_CHANGES = (1, 100, 10_000)
 PATH = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/"
@@ -119,6 +123,7 @@ def run(quick: bool) -> str:
     from tidegauge.config import parse_config
     from tidegauge.localredis import RedisServer
     from tidegauge.redis_connection import ConnectionSettings
+    from tidegauge.server import heap
     from tidegauge.server.runner import Server
     from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode, ServerSettings
     from tidegauge.store import Store
@@ -164,18 +169,23 @@ def run(quick: bool) -> str:
                     body = _warm(server.secure_port, PATH + metric + "?labelSelector=queue%3Dq00001", tls)
                 runner, baseline_port = loop.call(_baseline(body, cert, key, proxy_ca.pem))
                 ports = {"baseline": baseline_port} | {n: s.secure_port for n, s in servers.items()}
+                ports[FROZEN] = ports["tidegauge"]  # the same server, with what it holds frozen
                 results: dict[str, list[dict[str, float]]] = {target: [] for target in ports}
                 for _ in range(repeats):
                     for target, port in ports.items():
+                        _frozen(heap, target)
                         results[target].append(
                             _measured(cpu, port, metric, tls, seconds, CONNECTIONS, queues, 0.0)
                         )
+                        heap.disable()
                 if queues == REFRESH_QUEUES:
                     rate = FLEET_HPAS / FLEET_PERIOD_SECONDS
-                    for target in ("baseline", "tidegauge"):
+                    for target in ("baseline", "tidegauge", FROZEN):
+                        _frozen(heap, target)
                         figures[("fleet", target)] = _measured(
                             cpu, ports[target], metric, tls, fleet_seconds, FLEET_CONNECTIONS, queues, rate
                         ) | {"load": os.getloadavg()[0]}
+                        heap.disable()
                 loop.call(runner.cleanup())
                 for target in ports:
                     figures[(label, target)] = _median(results[target])
@@ -183,16 +193,31 @@ def run(quick: bool) -> str:
             for server in servers.values():
                 loop.call(server.stop())
             loop.close()
-        refresh = asyncio.run(_refresh_costs(redis.url, 3 if quick else 5))
-        gc.disable()  # the same again without the cyclic collector: which blocks are its full passes
+        refresh_repeats = 3 if quick else 5
+        refresh = asyncio.run(_refresh_costs(redis.url, refresh_repeats))
+        heap.enable()  # the same with the held series frozen, as `tidegauge serve` runs
         try:
-            without_gc = asyncio.run(_refresh_costs(redis.url, 3 if quick else 5))
+            frozen = asyncio.run(_refresh_costs(redis.url, refresh_repeats))
+        finally:
+            heap.disable()
+        gc.disable()  # and without the cyclic collector: which blocks are its full passes
+        try:
+            without_gc = asyncio.run(_refresh_costs(redis.url, refresh_repeats))
         finally:
             gc.enable()
         for name, costs in without_gc.items():
             refresh[name]["max_block_cpu_no_gc_ms"] = costs["max_block_cpu_ms"]
+        for name, costs in frozen.items():
+            refresh[name] |= {f"frozen_{key}": value for key, value in costs.items()}
         lookups = asyncio.run(_lookup_costs(redis.url, 500 if quick else 3_000, 3 if quick else 5))
-    return _report(figures, refresh, seconds, repeats, fleet_seconds) + "\n\n" + _lookup_report(lookups)
+    report = _report(figures, refresh, seconds, repeats, fleet_seconds, refresh_repeats)
+    return report + "\n\n" + _lookup_report(lookups)
+
+
+def _frozen(heap: Any, target: str) -> None:
+    """Freeze what the process holds before measuring the ``FROZEN`` target (its views are read)."""
+    if target == FROZEN:
+        heap.enable()
 
 
 # --- the provider alone, in this process ------------------------------------------------------------
@@ -295,14 +320,21 @@ async def _refresh_costs(url: str, repeats: int) -> dict[str, dict[str, float]]:
             old.append(await _timed(whole()) | {"fields": float(REFRESH_QUEUES * len(STATES))})
         costs["whole HGETALL"] = _median(old)
         full: list[dict[str, float]] = []
-        for _ in range(repeats):
+        memory: dict[str, float] = {}
+        for repeat in range(repeats):
             view.position = None  # as at start, or after a gap: read everything
             full.append(await _timed(view.refresh()) | {"fields": float(REFRESH_QUEUES * len(STATES))})
-        costs["full HSCAN"] = _median(full)
+            memory |= _memory("first" if repeat == 0 else "last")
+        costs["full HSCAN"] = _median(full) | memory
     finally:
         await reader.close()
         writer.close()
     return costs
+
+
+def _memory(when: str) -> dict[str, float]:
+    """Objects in the permanent generation and Python's allocated memory blocks, keyed by ``when``."""
+    return {f"frozen_{when}": float(gc.get_freeze_count()), f"blocks_{when}": float(sys.getallocatedblocks())}
 
 
 async def _timed(work: Any) -> dict[str, float]:
@@ -344,6 +376,7 @@ def _report(
     seconds: float,
     repeats: int,
     fleet_seconds: float,
+    refresh_repeats: int,
 ) -> str:
     lines = [
         "The machine has 2 cores, shared with other engineers' test runs while this ran: figures are "
@@ -354,7 +387,9 @@ def _report(
         "every request a different `labelSelector=queue=qNNNNN` (3 items), so no request hits the "
         "response cache. `tidegauge`: default settings (the metric's view refreshed from the change feed "
         "at most every 0.5 s); `tidegauge, cache 0`: `--response-cache-seconds 0` (every request first "
-        "asks Redis what changed: one round trip). Baseline: an aiohttp TLS handler returning the same "
+        "asks Redis what changed: one round trip); `tidegauge, frozen`: the default server again, measured "
+        "right after `gc.freeze()` moved what the process holds into the permanent generation (as "
+        "`tidegauge serve` does after a large read). Baseline: an aiohttp TLS handler returning the same "
         "bytes. CPU per request: the server's event-loop thread.",
         "",
         "| series | target | requests/s | ratio | p50 ms | p99 ms | server CPU per request |",
@@ -362,25 +397,17 @@ def _report(
     ]
     for _queues, label in SIZES:
         base = figures[(label, "baseline")]
-        for target in ("baseline", "tidegauge", "tidegauge, cache 0"):
+        for target in ("baseline", "tidegauge", FROZEN, "tidegauge, cache 0"):
             m = figures[(label, target)]
             lines.append(
                 f"| {label} | {target} | {m['rps']:,.0f} | {m['rps'] / base['rps']:.2f} | "
                 f"{m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {m['cpu_ms_per_request']:.3f} ms |"
             )
-    small, large = figures[(SIZES[0][1], "tidegauge")], figures[(SIZES[1][1], "tidegauge")]
-    ratio_small = small["rps"] / figures[(SIZES[0][1], "baseline")]["rps"]
-    ratio_large = large["rps"] / figures[(SIZES[1][1], "baseline")]["rps"]
-    growth = large["cpu_ms_per_request"] / small["cpu_ms_per_request"]
-    lines += [
-        "",
-        f"Goals: ratio ≥ 0.7 at 3,000 series: {_verdict(ratio_small >= 0.7)} ({ratio_small:.2f}); "
-        f"≥ 0.5 at 30,000: {_verdict(ratio_large >= 0.5)} ({ratio_large:.2f}); p99 < 5 ms: "
-        f"{_verdict(max(small['p99_ms'], large['p99_ms']) < 5)} ({small['p99_ms']:.1f} / "
-        f"{large['p99_ms']:.1f} ms); CPU per request within 2x from 3,000 to 30,000: "
-        f"{_verdict(growth <= 2)} (x{growth:.2f}).",
-        "",
-    ]
+    lines.append("")
+    for target in ("tidegauge", FROZEN):
+        lines.append(f"Goals, `{target}`: " + _selective_goals(figures, target))
+    lines.append("")
+    large = figures[(SIZES[1][1], "tidegauge")]
     fleet, fleet_base = figures[("fleet", "tidegauge")], figures[("fleet", "baseline")]
     rate = FLEET_HPAS / FLEET_PERIOD_SECONDS
     lines += [
@@ -393,15 +420,19 @@ def _report(
         "| target | requests/s done | errors | p50 ms | p99 ms | sent late p99 ms | server CPU cores |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for target, m in (("baseline", fleet_base), ("tidegauge", fleet)):
+    for target, m in (("baseline", fleet_base), ("tidegauge", fleet), (FROZEN, figures[("fleet", FROZEN)])):
         lines.append(
             f"| {target} | {m['rps']:,.0f} | {m['errors']:.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | "
             f"{m['late_p99_ms']:.1f} | {m['cores']:.3f} |"
         )
+    lines.append("")
+    for target in ("tidegauge", FROZEN):
+        m = figures[("fleet", target)]
+        lines.append(
+            f"Goals, `{target}`: < 0.25 core: {_verdict(m['cores'] < 0.25)} ({m['cores']:.3f}); p99 < 10 ms: "
+            f"{_verdict(m['p99_ms'] < 10)} ({m['p99_ms']:.1f} ms)."
+        )
     lines += [
-        "",
-        f"Goals: < 0.25 core: {_verdict(fleet['cores'] < 0.25)} ({fleet['cores']:.3f}); p99 < 10 ms: "
-        f"{_verdict(fleet['p99_ms'] < 10)} ({fleet['p99_ms']:.1f} ms).",
         "",
         f"Read with the CPU per request above: at {large['cpu_ms_per_request']:.3f} ms (30,000 series) "
         f"{rate:,.0f} requests/s need {large['cpu_ms_per_request'] * rate / 1000:.2f} of a core, the "
@@ -420,23 +451,53 @@ def _report(
         "'after K' rows decode and render the 3K new records too, as any reader of new values must. "
         "Longest block: the largest gap a task ticking every 1 ms saw beyond its 1 ms, in wall time (which "
         "includes the time the OS gave the thread's core to other processes) and in the thread's own CPU "
-        "time between two ticks (the work that held the loop); the last column is the same measured "
-        "again with Python's cyclic garbage collector disabled (`gc.disable()`): where it is much "
-        "smaller, the long block was a full collection pass over the objects the server holds, not the "
-        "refresh's own steps.",
+        "time between two ticks (the work that held the loop). Each is measured three times in this run: "
+        "`before`, the cyclic garbage collector as CPython sets it; `frozen`, with "
+        "`tidegauge.server.heap` enabled as `tidegauge serve` runs (a large read freezes the series it "
+        "keeps, `gc.freeze()`, so full passes skip them); `GC off`, `gc.disable()`: where `before` is "
+        "much larger than `GC off`, the long block was a full collection pass over the objects held, "
+        "not the refresh's own steps. Ratio: CPU to the whole HGETALL's, both `before`.",
         "",
-        "| refresh | series read | wall ms | CPU ms | ratio CPU to whole read | longest block, wall ms | "
-        "longest block, CPU ms | same, GC off |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| refresh | series read | CPU ms, before | CPU ms, frozen | ratio CPU to whole read | "
+        "longest block CPU ms, before | frozen | GC off | longest block wall ms, before | frozen |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     whole = refresh["whole HGETALL"]
     for name, m in refresh.items():
         lines.append(
-            f"| {name} | {m['fields']:,.0f} | {m['wall_ms']:.1f} | {m['cpu_ms']:.1f} | "
-            f"{m['cpu_ms'] / whole['cpu_ms']:.3f} | {m['max_block_ms']:.1f} | {m['max_block_cpu_ms']:.1f} | "
-            f"{m['max_block_cpu_no_gc_ms']:.1f} |"
+            f"| {name} | {m['fields']:,.0f} | {m['cpu_ms']:.1f} | {m['frozen_cpu_ms']:.1f} | "
+            f"{m['cpu_ms'] / whole['cpu_ms']:.3f} | {m['max_block_cpu_ms']:.1f} | "
+            f"{m['frozen_max_block_cpu_ms']:.1f} | {m['max_block_cpu_no_gc_ms']:.1f} | "
+            f"{m['max_block_ms']:.1f} | {m['frozen_max_block_ms']:.1f} |"
         )
+    full = refresh["full HSCAN"]
+    lines += [
+        "",
+        "Memory with the series frozen: the permanent generation held "
+        f"{full['frozen_frozen_first']:,.0f} objects after the first full HSCAN read and "
+        f"{full['frozen_frozen_last']:,.0f} after the last ({refresh_repeats} reads, each building a "
+        f"new index of {REFRESH_QUEUES * len(STATES):,} series and dropping the old one); Python's "
+        "allocated memory "
+        f"blocks went from {full['frozen_blocks_first']:,.0f} to {full['frozen_blocks_last']:,.0f}. Frozen "
+        "objects are still freed by reference counting when the replaced index lets go of them (its "
+        "series hold no reference cycles); only cyclic garbage would stay frozen, and "
+        "`tidegauge.server.heap` runs one full collection once allocated blocks grew by a quarter.",
+    ]
     return "\n".join(lines)
+
+
+def _selective_goals(figures: dict[tuple[str, str], dict[str, float]], target: str) -> str:
+    small, large = figures[(SIZES[0][1], target)], figures[(SIZES[1][1], target)]
+    ratio_small = small["rps"] / figures[(SIZES[0][1], "baseline")]["rps"]
+    ratio_large = large["rps"] / figures[(SIZES[1][1], "baseline")]["rps"]
+    growth = large["cpu_ms_per_request"] / small["cpu_ms_per_request"]
+    return (
+        f"ratio ≥ 0.7 at 3,000 series: {_verdict(ratio_small >= 0.7)} ({ratio_small:.2f}); "
+        f"≥ 0.5 at 30,000: {_verdict(ratio_large >= 0.5)} ({ratio_large:.2f}); p99 < 5 ms: "
+        f"{_verdict(max(small['p99_ms'], large['p99_ms']) < 5)} ({small['p99_ms']:.1f} / "
+        f"{large['p99_ms']:.1f} ms); CPU per request within 2x from 3,000 to 30,000: "
+        f"{_verdict(growth <= 2)} (x{growth:.2f})."
+    )
 
 
 def _verdict(met: bool) -> str:

@@ -29,7 +29,7 @@ from tidegauge.config.objects import PODS
 from tidegauge.errors import UsageError
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.redis_settings import connection_settings
-from tidegauge.server import tasks
+from tidegauge.server import heap, tasks
 from tidegauge.server.app import Services, create_server
 from tidegauge.server.authconfig import AuthenticationConfig, AuthenticationConfigLoader
 from tidegauge.server.authn import Authenticator
@@ -445,6 +445,7 @@ async def serve(settings: ServerSettings, config: Config) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, server.signalled)
     await server.start()
+    heap.enable()  # full GC passes skip what is held long-term (see tidegauge.server.heap)
     await server.stopping.wait()
     await server.shutdown_delay()
     logger.info("signal received: draining")

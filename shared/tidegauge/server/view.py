@@ -20,11 +20,15 @@ from typing import NamedTuple, Protocol, runtime_checkable
 from tidegauge.model import Sample
 from tidegauge.quantity import QuantityError, milli_value
 from tidegauge.records import Changes, FeedPosition
+from tidegauge.server import heap
 from tidegauge.server.index import SeriesIndex
 from tidegauge.server.types import ExternalMetricValue
 from tidegauge.store import SCAN_COUNT
 
 logger = logging.getLogger(__name__)
+
+FREEZE_EVERY = SCAN_COUNT * 10
+"""Series read between two :func:`heap.freeze_young` calls in a large read (or delta)."""
 
 WHOLE_READ_SHARE = 0.5
 """When more than this share of the series changed, a refresh reads the metric whole (in steps): per
@@ -112,6 +116,8 @@ class FollowedMetric:
         series: SeriesIndex[Series] = SeriesIndex()
         previous, read, newest = self.series, 0, None
         async for chunk in self._reader.scan_latest(self.name):
+            if read // FREEZE_EVERY != (read + len(chunk)) // FREEZE_EVERY:
+                heap.freeze_young()
             read += len(chunk)
             for label_string, sample in chunk:
                 entry = render(self.name, sample, previous.get(label_string), self._dropped)
@@ -130,10 +136,13 @@ class FollowedMetric:
             if changes.position is not None and changes.position.continues(before):
                 await self._apply(changes.label_strings)
                 self.position = changes.position
+        heap.settle()  # the new series are held long-term: keep full collection passes off them
 
     async def _apply(self, label_strings: Sequence[str]) -> None:
-        removed = False
+        removed, large = False, len(label_strings) >= FREEZE_EVERY
         for start in range(0, len(label_strings), SCAN_COUNT):
+            if large and start and start % FREEZE_EVERY == 0:
+                heap.freeze_young()
             names = label_strings[start : start + SCAN_COUNT]
             samples = await self._reader.read_series(self.name, names)
             self.series_read += len(names)
@@ -150,6 +159,8 @@ class FollowedMetric:
                     self.newest = entry.timestamp
         if removed:
             self.newest = newest_timestamp(self.series)
+        if large:
+            heap.settle()
 
 
 def newest_timestamp(series: SeriesIndex[Series]) -> float | None:
