@@ -11,13 +11,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from tidegauge.async_store import AsyncStore
 from tidegauge.localredis import RedisServer
 from tidegauge.model import Sample
 from tidegauge.redis_connection import ConnectionSettings
 from tidegauge.server import heap
 from tidegauge.server.types import ExternalMetricValue
 from tidegauge.server.view import FREEZE_EVERY, FollowedMetric
-from tidegauge.store import AsyncStore, Store
+from tidegauge.store import Store
 
 NOW = 1_790_000_000.0
 QUEUES = 1_000
