@@ -379,7 +379,7 @@ def _report(
     refresh_repeats: int,
 ) -> str:
     lines = [
-        "The machine has 2 cores, shared with other engineers' test runs while this ran: figures are "
+        "The machine has 2 cores (the load average during the fleet run is given below): figures are "
         f"medians of {repeats} run(s) of {seconds:g} s, each beside its baseline in the same run; "
         "read the ratios more than the absolute figures.",
         "",
