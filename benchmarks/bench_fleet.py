@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_server import _baseline, _fetch, _Loop
+from benchmarks.bench_server import _baseline, _fetch, _Loop, loopback_settings
 
 TITLE = "Aggregated API server at fleet scale: cache misses, 10,000 HPAs, refresh cost"
 SIZES = ((1_000, "3,000"), (10_000, "30,000"))
@@ -125,7 +125,7 @@ def run(quick: bool) -> str:
     from tidegauge.redis_connection import ConnectionSettings
     from tidegauge.server import heap
     from tidegauge.server.runner import Server
-    from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode, ServerSettings
+    from tidegauge.server.settings import AuthenticationFlags
     from tidegauge.store import Store
 
     seconds, repeats, fleet_seconds = (1.5, 1, 5.0) if quick else (4.0, 3, 20.0)
@@ -148,18 +148,10 @@ def run(quick: bool) -> str:
         cpu = _Cpu(loop.thread)
         servers: dict[str, Any] = {}
         for name, cache_seconds in (("tidegauge", 1.0), ("tidegauge, cache 0", 0.0)):
-            settings = ServerSettings(
-                bind_address="127.0.0.1",
-                secure_port=0,
-                metrics_port=None,
-                tls_cert_file=cert,
-                tls_private_key_file=key,
-                authentication=AuthenticationFlags(
-                    requestheader_client_ca_file=str(workdir / "proxy-ca.crt"), skip_lookup=True
-                ),
-                authorization_mode=AuthorizationMode.ALWAYS_ALLOW_AUTHENTICATED,
-                response_cache_seconds=cache_seconds,
+            authentication = AuthenticationFlags(
+                requestheader_client_ca_file=str(workdir / "proxy-ca.crt"), skip_lookup=True
             )
+            settings = loopback_settings(cert, key, authentication, response_cache_seconds=cache_seconds)
             servers[name] = Server(settings, config)
             loop.call(servers[name].start())
         try:

@@ -23,7 +23,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_server import CONFIG, CONNECTIONS, _fetch, _load, _Loop, _median_of, measure
+from benchmarks.bench_server import (
+    CONFIG,
+    CONNECTIONS,
+    _fetch,
+    _load,
+    _Loop,
+    _median_of,
+    loopback_settings,
+    measure,
+)
 
 TITLE = "Beside KEDA: delegated requests and the gRPC external scaler"
 EXTERNAL = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default"
@@ -54,7 +63,6 @@ def _delegation(workdir: Path, seconds: float, repeats: int) -> str:
     from tidegauge.server.runner import Server
     from tidegauge.server.settings import (
         AuthenticationFlags,
-        AuthorizationMode,
         DelegateSettings,
         ServerSettings,
     )
@@ -81,21 +89,14 @@ def _delegation(workdir: Path, seconds: float, repeats: int) -> str:
                 store.write([Sample.of(name, {"scaledobject.keda.sh/name": "orders"}, 7, now)])
                 store.close()
 
+            authentication = AuthenticationFlags(
+                requestheader_client_ca_file=str(workdir / "proxy-ca.crt"),
+                authentication_kubeconfig=kube.write_kubeconfig(),
+                skip_lookup=True,
+            )
+
             def settings(**overrides: Any) -> ServerSettings:
-                return ServerSettings(
-                    bind_address="127.0.0.1",
-                    secure_port=0,
-                    metrics_port=None,
-                    tls_cert_file=cert,
-                    tls_private_key_file=key,
-                    authentication=AuthenticationFlags(
-                        requestheader_client_ca_file=str(workdir / "proxy-ca.crt"),
-                        authentication_kubeconfig=kube.write_kubeconfig(),
-                        skip_lookup=True,
-                    ),
-                    authorization_mode=AuthorizationMode.ALWAYS_ALLOW_AUTHENTICATED,
-                    **overrides,
-                )
+                return loopback_settings(cert, key, authentication, **overrides)
 
             delegate = Server(settings(), parse_config(CONFIG, "<bench>", redis_url=delegate_url, environ={}))
             loop.call(delegate.start())
@@ -160,9 +161,7 @@ def _grpc(workdir: Path, seconds: float, repeats: int) -> str:
     from tidegauge.server.runner import Server
     from tidegauge.server.settings import (
         AuthenticationFlags,
-        AuthorizationMode,
         KedaScalerSettings,
-        ServerSettings,
     )
     from tidegauge.store import Store
 
@@ -177,15 +176,8 @@ def _grpc(workdir: Path, seconds: float, repeats: int) -> str:
             now = time.time()
             store.write(Sample.of("bench_grpc", {"queue": f"q{i:05d}"}, i, now) for i in range(SERIES))
             store.close()
-            settings = ServerSettings(
-                bind_address="127.0.0.1",
-                secure_port=0,
-                metrics_port=None,
-                tls_cert_file=cert,
-                tls_private_key_file=key,
-                authentication=AuthenticationFlags(skip_lookup=True),
-                authorization_mode=AuthorizationMode.ALWAYS_ALLOW_AUTHENTICATED,
-                keda_scaler=KedaScalerSettings(port=0),
+            settings = loopback_settings(
+                cert, key, AuthenticationFlags(skip_lookup=True), keda_scaler=KedaScalerSettings(port=0)
             )
             server = Server(settings, parse_config(CONFIG, "<bench>", redis_url=redis.url, environ={}))
             loop.call(server.start())

@@ -21,9 +21,12 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from tidegauge.server.settings import AuthenticationFlags, ServerSettings
 
 TITLE = "Aggregated API server: external-metric GET over TLS"
 SERIES_COUNTS = (10, 1_000, 10_000)
@@ -53,6 +56,25 @@ class _Loop:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+def loopback_settings(
+    cert: str, key: str, authentication: AuthenticationFlags, **overrides: Any
+) -> ServerSettings:
+    """The benches' server: loopback, an ephemeral secure port, no metrics port, any authenticated caller
+    allowed (the benches measure serving, not authorization)."""
+    from tidegauge.server.settings import AuthorizationMode, ServerSettings
+
+    return ServerSettings(
+        bind_address="127.0.0.1",
+        secure_port=0,
+        metrics_port=None,
+        tls_cert_file=cert,
+        tls_private_key_file=key,
+        authentication=authentication,
+        authorization_mode=AuthorizationMode.ALWAYS_ALLOW_AUTHENTICATED,
+        **overrides,
+    )
 
 
 async def _baseline(body: bytes, cert: str, key: str, client_ca: bytes) -> tuple[web.AppRunner, int]:
@@ -90,7 +112,7 @@ def run(quick: bool) -> str:
     from tidegauge.model import Sample
     from tidegauge.redis_connection import ConnectionSettings
     from tidegauge.server.runner import Server
-    from tidegauge.server.settings import AuthenticationFlags, AuthorizationMode, ServerSettings
+    from tidegauge.server.settings import AuthenticationFlags
     from tidegauge.store import Store
 
     seconds, repeats = (1.5, 1) if quick else (4.0, 3)
@@ -116,18 +138,10 @@ def run(quick: bool) -> str:
         loop = _Loop()
         servers = {}
         for name, cache_seconds in (("cached", 1.0), ("uncached", 0.0)):
-            settings = ServerSettings(
-                bind_address="127.0.0.1",
-                secure_port=0,
-                metrics_port=None,
-                tls_cert_file=cert,
-                tls_private_key_file=key,
-                authentication=AuthenticationFlags(
-                    requestheader_client_ca_file=str(workdir / "proxy-ca.crt"), skip_lookup=True
-                ),
-                authorization_mode=AuthorizationMode.ALWAYS_ALLOW_AUTHENTICATED,
-                response_cache_seconds=cache_seconds,
+            authentication = AuthenticationFlags(
+                requestheader_client_ca_file=str(workdir / "proxy-ca.crt"), skip_lookup=True
             )
+            settings = loopback_settings(cert, key, authentication, response_cache_seconds=cache_seconds)
             servers[name] = Server(settings, config)
             loop.call(servers[name].start())
         try:
