@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from tidegauge.names import queue_name
+
 if TYPE_CHECKING:
     from tidegauge.store import Store
 
@@ -44,7 +46,7 @@ class TickQueue(Protocol):
 def marker_source(kind: str, queue_url: str) -> str:
     """The store name a chain's markers live under: its kind and tick queue's name (one chain per queue,
     so two stacks sharing a Redis keep two chains); never a source name (those have no dot)."""
-    return f"tick.{kind}.{queue_url.rstrip('/').rpartition('/')[2]}"
+    return f"tick.{kind}.{queue_name(queue_url)}"
 
 
 def tick_body(token: float) -> str:
